@@ -1,0 +1,51 @@
+"""Demo data: the demo configuration plus a good and a bad upload per partner, written into LEAP_HOME."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from leap_orchestration.config.demo_config import DEMO_PARTNERS, demo_meters, write_demo_configuration
+from leap_orchestration.stores.local import SFTP_INBOX
+
+HEADER = "meter_uuid,interval_start_time_utc,interval_end_time_utc,energy_net_kwh,energy_consumed_kwh,energy_generated_kwh,final,region\n"
+
+
+def _rows(meter_id: str, region: str, start: dt.datetime, intervals: int) -> list[str]:
+    rows = []
+    for k in range(intervals):
+        s = start + dt.timedelta(minutes=15 * k)
+        hour = s.hour
+        consumed = round(0.3 + 0.25 * (1 if 16 <= hour <= 21 else 0) + 0.02 * (k % 5), 3)
+        generated = round(0.2 if 10 <= hour <= 16 else 0.0, 3)
+        rows.append(f"{meter_id},{s:%Y-%m-%dT%H:%M:%SZ},{s + dt.timedelta(minutes=15):%Y-%m-%dT%H:%M:%SZ},"
+                    f"{consumed - generated:.3f},{consumed:.3f},{generated:.3f},true,{region}\n")
+    return rows
+
+
+def write_demo(home: Path, now: dt.datetime | None = None) -> dict[str, list[Path]]:
+    """Config into home/config, inboxes for every partner, demo uploads into home/demo-uploads/<partner>/."""
+    now = (now or dt.datetime.now(dt.UTC)).replace(minute=0, second=0, microsecond=0)
+    config = home / "config"
+    if config.exists():
+        shutil.rmtree(config)
+    write_demo_configuration(config)
+    start = now - dt.timedelta(days=2)
+    written: dict[str, list[Path]] = {}
+    for partner in DEMO_PARTNERS:
+        mine = [m for m in demo_meters() if m.owner == partner and m.source == "partner"]
+        (home / "landing" / partner / SFTP_INBOX).mkdir(parents=True, exist_ok=True)
+        folder = home / "demo-uploads" / partner
+        folder.mkdir(parents=True, exist_ok=True)
+        good = folder / f"{partner}-interval-data-{start:%Y%m%d}.csv"
+        good.write_text(HEADER + "".join(r for m in mine[:3] for r in _rows(m.meter_id, m.region, start, 96)))
+        bad = folder / f"{partner}-with-errors-{start:%Y%m%d}.csv"
+        rows = _rows(mine[0].meter_id, mine[0].region, start, 8)
+        rows[1] = rows[1].replace(",true,", ",maybe,")
+        rows[3] = rows[3].replace(mine[0].meter_id, "not-a-uuid")
+        rows[5] = rows[5].replace("Z,", "+05:00,", 1)
+        rows[6] = ",".join(rows[6].split(",")[:3]) + "\n"
+        bad.write_text(HEADER + "".join(rows))
+        written[partner] = [good, bad]
+    return written

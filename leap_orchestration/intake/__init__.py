@@ -1,0 +1,1 @@
+"""Intake: read an uploaded interval-data CSV, run every rule, and report every error."""

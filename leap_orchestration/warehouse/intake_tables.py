@@ -1,0 +1,117 @@
+"""Warehouse writes for intake: the uploads journal, errors, and the readings load (one transaction)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+import polars as pl
+
+from leap_orchestration.intake.meters import OWNERSHIP_SCHEMA
+from leap_orchestration.warehouse.duck import run
+
+
+class ConfigurationNotLoaded(RuntimeError):
+    """No meter configuration in the warehouse yet: uploads wait rather than fail for our fault."""
+
+
+def partner_ownership(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    if con.execute("SELECT count(*) FROM config_loads").fetchall()[0][0] == 0:
+        raise ConfigurationNotLoaded("the meter configuration has not been loaded: materialize meter_configuration first")
+    frame = con.sql(
+        """SELECT o.meter_id, o.partner_id, m.source, o.valid_from, o.valid_to
+           FROM meter_ownership o JOIN meters m USING (meter_id)"""
+    ).pl()
+    return frame.cast(OWNERSHIP_SCHEMA)
+
+
+def get_upload(con: duckdb.DuckDBPyConnection, upload_id: str) -> dict | None:
+    cur = con.execute("SELECT * FROM uploads WHERE upload_id = ?", [upload_id])
+    rows = cur.fetchall()
+    row = rows[0] if rows else None
+    return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def start_job(con, *, upload_id, tenant, name, key, version, size, job_id, received_at, run_id) -> None:
+    run(con, 
+        """INSERT INTO uploads (upload_id, tenant, file_name, source_key, version, size_bytes, job_id, status,
+                                received_at, run_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'PROCESSING', ?, ?)
+           ON CONFLICT (upload_id) DO UPDATE SET status = 'PROCESSING', run_id = excluded.run_id""",
+        [upload_id, tenant, name, key, version, size, job_id, received_at, run_id],
+    )
+
+
+def finish_job(con, *, upload_id, job_id, received_at, report, sha256, result_keys, processed_at) -> str:
+    """Load the staged rows (if valid) and record the outcome atomically; returns the final status."""
+    status = "COMPLETED" if report.valid else "FAILED"
+    summary = [[column, code, n] for (column, code), n in sorted(report.counts.items())]
+    warnings = sum(n for (_, code), n in report.counts.items()) - report.error_count
+    run(con, "BEGIN TRANSACTION")
+    try:
+        run(con, "DELETE FROM upload_errors WHERE job_id = ?", [job_id])
+        rows = [(job_id, f.line, f.column, f.code, f.message, f.severity) for f in report.details + report.warnings]
+        if rows:
+            con.executemany("INSERT INTO upload_errors VALUES (?, ?, ?, ?, ?, ?)", rows)
+        loaded = _load_readings(con, job_id, received_at, processed_at) if report.valid else 0
+        run(con, 
+            """UPDATE uploads SET status = ?, sha256 = ?, rows_total = ?, rows_loaded = ?, error_count = ?,
+                      error_lines = ?, warning_count = ?, processed_at = ?, result_keys = ?, elapsed_ms = ?,
+                      summary = ? WHERE upload_id = ?""",
+            [status, sha256, report.lines_parsed, loaded, report.error_count, report.error_lines, warnings,
+             processed_at, result_keys, report.elapsed_ms, json.dumps(summary), upload_id],
+        )
+        run(con, "COMMIT")
+    except BaseException:
+        run(con, "ROLLBACK")
+        raise
+    return status
+
+
+def _load_readings(con, job_id: str, received_at: dt.datetime, now: dt.datetime) -> int:
+    """Latest received upload wins per (meter, interval); whatever loses goes to the superseded table."""
+    cols = ("meter_id, interval_start_utc, interval_end_utc, energy_consumed_kwh, energy_generated_kwh, "
+            "energy_net_kwh, final, region")
+    s_cols = ", ".join(f"s.{c.strip()}" for c in cols.split(","))
+    params = {"job": job_id, "received": received_at, "now": now}
+    # current rows that this upload replaces
+    run(con, 
+        """INSERT INTO interval_readings_superseded
+           SELECT r.*, $job, $now FROM interval_readings r
+           JOIN stage_rows s USING (meter_id, interval_start_utc) WHERE r.received_at <= $received""", params)
+    run(con, 
+        """DELETE FROM interval_readings r USING stage_rows s
+           WHERE r.meter_id = s.meter_id AND r.interval_start_utc = s.interval_start_utc
+             AND r.received_at <= $received""", {"received": received_at})
+    # rows of this upload that a later-received upload already replaced (processed out of order)
+    run(con, 
+        f"""INSERT INTO interval_readings_superseded
+            SELECT {s_cols}, $job, $received, $now, r.job_id, $now FROM stage_rows s
+            JOIN interval_readings r USING (meter_id, interval_start_utc)""", params)
+    return con.execute(
+        f"""INSERT INTO interval_readings
+            SELECT {s_cols}, $job, $received, $now FROM stage_rows s
+            ANTI JOIN interval_readings r USING (meter_id, interval_start_utc)""", params).fetchall()[0][0]
+
+
+def abandon_job(con, upload_id: str, job_id: str) -> None:
+    """The file changed while it was read: forget this version, the new one is a new upload."""
+    run(con, "DELETE FROM upload_errors WHERE job_id = ?", [job_id])
+    run(con, "DELETE FROM uploads WHERE upload_id = ?", [upload_id])
+
+
+def previous_job_at(con, tenant: str, name: str, job_id: str, key: str) -> str | None:
+    """The job whose original currently sits at `key` (to archive it before a re-upload takes its place)."""
+    row = con.execute(
+        """SELECT job_id FROM uploads WHERE tenant = ? AND file_name = ? AND job_id <> ?
+             AND list_contains(result_keys, ?) ORDER BY processed_at DESC LIMIT 1""",
+        [tenant, name, job_id, key],
+    ).fetchall()
+    return row[0][0] if row else None
+
+
+def error_rows(con, job_id: str) -> list[tuple]:
+    return con.execute(
+        """SELECT line, "column", code, message FROM upload_errors WHERE job_id = ? AND severity = 'error'
+           ORDER BY line, "column", code""", [job_id]).fetchall()

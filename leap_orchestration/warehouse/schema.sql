@@ -1,0 +1,112 @@
+-- Warehouse tables (DESIGN.md "Warehouse tables" is the contract; extra columns are ours).
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id VARCHAR PRIMARY KEY,      -- <tenant>/<file name>@<version>: one row per uploaded file version
+    tenant VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    source_key VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    sha256 VARCHAR,
+    size_bytes BIGINT,
+    job_id VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,            -- QUEUED, PROCESSING, COMPLETED, FAILED
+    rows_total BIGINT,                  -- data lines parsed
+    rows_loaded BIGINT,
+    error_count BIGINT,                 -- exact, even when upload_errors is capped
+    error_lines BIGINT,
+    warning_count BIGINT,
+    received_at TIMESTAMPTZ,
+    processed_at TIMESTAMPTZ,
+    run_id VARCHAR,                     -- the Dagster run that processed it
+    result_keys VARCHAR[],
+    elapsed_ms BIGINT,
+    summary JSON                        -- [[column, code, count], ...] exact, errors and warnings
+);
+CREATE TABLE IF NOT EXISTS upload_errors (
+    job_id VARCHAR NOT NULL,
+    line BIGINT,
+    "column" VARCHAR,
+    code VARCHAR,
+    message VARCHAR,
+    severity VARCHAR
+);
+-- One current row per (meter_id, interval_start_utc): the latest accepted upload (by received_at) wins.
+CREATE TABLE IF NOT EXISTS interval_readings (
+    meter_id VARCHAR NOT NULL,
+    interval_start_utc TIMESTAMPTZ NOT NULL,
+    interval_end_utc TIMESTAMPTZ NOT NULL,
+    energy_consumed_kwh DOUBLE,
+    energy_generated_kwh DOUBLE,
+    energy_net_kwh DOUBLE,
+    final BOOLEAN NOT NULL,
+    region VARCHAR,
+    job_id VARCHAR NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+-- Earlier versions stay retrievable: every reading an upload replaced (or arrived too late to win).
+CREATE TABLE IF NOT EXISTS interval_readings_superseded (
+    meter_id VARCHAR NOT NULL,
+    interval_start_utc TIMESTAMPTZ NOT NULL,
+    interval_end_utc TIMESTAMPTZ NOT NULL,
+    energy_consumed_kwh DOUBLE,
+    energy_generated_kwh DOUBLE,
+    energy_net_kwh DOUBLE,
+    final BOOLEAN NOT NULL,
+    region VARCHAR,
+    job_id VARCHAR NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL,
+    superseded_by_job_id VARCHAR NOT NULL,
+    superseded_at TIMESTAMPTZ NOT NULL
+);
+CREATE OR REPLACE VIEW interval_reading_history AS
+    SELECT *, NULL::VARCHAR AS superseded_by_job_id, NULL::TIMESTAMPTZ AS superseded_at, true AS is_current
+    FROM interval_readings
+    UNION ALL
+    SELECT *, false AS is_current FROM interval_readings_superseded;
+
+CREATE TABLE IF NOT EXISTS meters (
+    meter_id VARCHAR PRIMARY KEY,
+    partner_id VARCHAR,                 -- current owner (NULL if no open ownership window)
+    meter_type VARCHAR,
+    timezone VARCHAR,
+    config_uri VARCHAR,
+    meter_number BIGINT,
+    source VARCHAR,                     -- partner (created by a partner) or utility (utility-authorized)
+    device_type VARCHAR,
+    customer_class VARCHAR,
+    region VARCHAR
+);
+CREATE TABLE IF NOT EXISTS meter_ownership (
+    meter_id VARCHAR NOT NULL,
+    partner_id VARCHAR NOT NULL,
+    valid_from TIMESTAMPTZ NOT NULL,
+    valid_to TIMESTAMPTZ                -- NULL: open-ended
+);
+CREATE TABLE IF NOT EXISTS meter_enrollments (
+    meter_id VARCHAR NOT NULL,
+    program_id VARCHAR NOT NULL,
+    valid_from TIMESTAMPTZ NOT NULL,
+    valid_to TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS programs (
+    program_id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    baseline_preset VARCHAR,
+    channel VARCHAR,
+    holiday_calendar VARCHAR
+);
+CREATE TABLE IF NOT EXISTS dr_events (
+    event_id VARCHAR PRIMARY KEY,
+    program_id VARCHAR NOT NULL,
+    start_utc TIMESTAMPTZ NOT NULL,
+    end_utc TIMESTAMPTZ NOT NULL,
+    event_type VARCHAR
+);
+CREATE TABLE IF NOT EXISTS config_loads (
+    fingerprint VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL,
+    meters BIGINT,
+    programs BIGINT,
+    events BIGINT
+);

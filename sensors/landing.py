@@ -1,0 +1,59 @@
+"""Sensors: new complete uploads in any tenant inbox, and changes to the XML configuration."""
+
+import json
+import os
+import time
+
+import dagster as dg
+
+from leap_orchestration import settings
+from leap_orchestration.config.loader import config_fingerprint
+from leap_orchestration.intake import layout
+from leap_orchestration.intake.discovery import pending_uploads
+from leap_orchestration.intake.reports import status_json
+from leap_orchestration.intake.tick import config_entry, plan_tick
+from leap_orchestration.resources import ConfigurationResource, LandingStoreResource
+
+MAX_UPLOADS_PER_RUN = 25
+MAX_RUNS_PER_TICK = 4
+RETRY_SECONDS = 15 * 60
+TICK_SECONDS = int(os.environ.get("LEAP_SENSOR_INTERVAL", "5"))
+
+intake_job = dg.define_asset_job(
+    "process_uploads", selection=dg.AssetSelection.assets("uploads", "upload_errors", "interval_readings"),
+    description="Validate and load a batch of uploads.",
+)
+configuration_job = dg.define_asset_job(
+    "load_configuration", selection=dg.AssetSelection.assets("meter_configuration"),
+)
+
+
+@dg.sensor(job=intake_job, minimum_interval_seconds=TICK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Each complete upload in any tenant inbox, in micro-batches (see ARCHITECTURE.md).")
+def landing_inbox_sensor(context: dg.SensorEvaluationContext, landing_store: LandingStoreResource):
+    store = landing_store.store()
+    state = json.loads(context.cursor) if context.cursor else {}
+    plan = plan_tick(pending_uploads(store), state, time.time(), settle_seconds=settings.settle_seconds(),
+                     retry_seconds=RETRY_SECONDS, max_per_run=MAX_UPLOADS_PER_RUN, max_runs=MAX_RUNS_PER_TICK)
+    requests = []
+    for batch, run_key in zip(plan.batches, plan.run_keys, strict=True):
+        for u in batch:  # partners can poll their status object from the moment a run is requested
+            store.write_bytes(layout.status_key(u.inbox, u.obj.name), status_json(
+                file=u.obj.name, job_id=u.job_id, status="QUEUED", rows=None, errors=None,
+                received_at=u.received_at, processed_at=None, result_keys=[]))
+        requests.append(dg.RunRequest(
+            run_key=run_key,
+            run_config=dg.RunConfig(ops={"interval_intake": {"config": {"uploads": [config_entry(u) for u in batch]}}}),
+            tags={"leap/uploads": ", ".join(f"{u.tenant}/{u.obj.name}" for u in batch)[:4000],
+                  "leap/upload_count": str(len(batch))},
+        ))
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(plan.state))
+
+
+@dg.sensor(job=configuration_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Reloads the meter configuration when an XML file changes.")
+def configuration_sensor(context: dg.SensorEvaluationContext, configuration: ConfigurationResource):
+    fingerprint = config_fingerprint(configuration.folder())
+    if fingerprint == context.cursor:
+        return dg.SkipReason("configuration unchanged")
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"config-{fingerprint[:24]}")], cursor=fingerprint)

@@ -56,8 +56,9 @@ class _LimitedReader(io.RawIOBase):
         return len(data)
 
 
-def open_upload(raw: BinaryIO, max_expanded: int = MAX_EXPANDED_BYTES) -> BinaryIO:
+def open_upload(raw: BinaryIO, max_expanded: int | None = None) -> BinaryIO:
     """Transparently decompress gzip (by magic bytes, whatever the name says)."""
+    max_expanded = MAX_EXPANDED_BYTES if max_expanded is None else max_expanded
     buffered = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         return io.BufferedReader(_LimitedReader(buffered, max_expanded), buffer_size=1024 * 1024)

@@ -48,14 +48,17 @@ def duplicate_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
     Identical repeats are removed from the stage so that the load sees each (meter, interval) once.
     """
     dups = con.execute(
-        f"""WITH g AS (
-              SELECT meter_id, interval_start_utc, min(line) AS first_line,
-                     count(DISTINCT (interval_end_utc, energy_consumed_kwh, energy_generated_kwh,
-                                     energy_net_kwh, final, region)) AS variants
-              FROM {STAGE} GROUP BY ALL HAVING count(*) > 1)
-            SELECT s.line, g.first_line, g.variants > 1, s.meter_id, strftime(s.interval_start_utc, '%Y-%m-%dT%H:%M:%SZ')
-            FROM {STAGE} s JOIN g USING (meter_id, interval_start_utc)
-            WHERE s.line <> g.first_line ORDER BY s.line"""
+        f"""WITH d AS (SELECT meter_id, interval_start_utc FROM {STAGE} GROUP BY ALL HAVING count(*) > 1),
+            v AS (
+              SELECT line, meter_id, interval_start_utc,
+                     (interval_end_utc, energy_consumed_kwh, energy_generated_kwh, energy_net_kwh, final, region) AS vals,
+                     count(*) OVER w AS n, first_value(line) OVER w AS first_line,
+                     first_value((interval_end_utc, energy_consumed_kwh, energy_generated_kwh, energy_net_kwh, final, region)) OVER w AS first_vals
+              FROM {STAGE} SEMI JOIN d USING (meter_id, interval_start_utc) WINDOW w AS (PARTITION BY meter_id, interval_start_utc ORDER BY line
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+            SELECT line, first_line, vals IS DISTINCT FROM first_vals, meter_id,
+                   strftime(interval_start_utc, '%Y-%m-%dT%H:%M:%SZ')
+            FROM v WHERE n > 1 AND line <> first_line ORDER BY line"""
     ).fetchall()
     findings = []
     for line, first, conflicting, meter, start in dups:

@@ -1,0 +1,55 @@
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from leap_orchestration.config.demo_config import demo_meters
+from leap_orchestration.config.loader import REPO_CONFIG_DIR, load_configuration
+from leap_orchestration.intake.meters import PartnerMeters
+from leap_orchestration.warehouse.config_tables import ownership_from_configuration
+
+HEADER = ("meter_uuid,interval_start_time_utc,interval_end_time_utc,energy_net_kwh,energy_consumed_kwh,"
+          "energy_generated_kwh,final,region")
+
+
+@pytest.fixture
+def leap_home(tmp_path, monkeypatch) -> Path:
+    """A fresh LEAP_HOME with the demo configuration copied in."""
+    home = tmp_path / "leap"
+    shutil.copytree(REPO_CONFIG_DIR, home / "config")
+    monkeypatch.setenv("LEAP_HOME", str(home))
+    monkeypatch.setenv("LEAP_CONFIG", str(home / "config"))
+    monkeypatch.setenv("LEAP_SETTLE_SECONDS", "0.2")
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_configuration():
+    return load_configuration(REPO_CONFIG_DIR)
+
+
+def partner_meter(partner: str, source: str = "partner"):
+    """A demo meter the partner owns now and has owned since 2024 (not the transferred one)."""
+    return next(m for m in demo_meters() if m.owner == partner and m.source == source and len(m.ownerships) == 1)
+
+
+@pytest.fixture(scope="session")
+def ownership(demo_configuration):
+    return ownership_from_configuration(demo_configuration)
+
+
+@pytest.fixture
+def meters_of(ownership):
+    def make(partner: str, at: dt.datetime | None = None) -> PartnerMeters:
+        return PartnerMeters.from_ownership(ownership, partner, at or dt.datetime.now(dt.UTC))
+    return make
+
+
+def csv_text(*rows: str, header: str = HEADER) -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def good_row(meter_id: str, start: str = "2024-04-01T11:00:00Z", end: str = "2024-04-01T11:15:00Z",
+             net: str = "", consumed: str = "5.01", generated: str = "0", final: str = "true", region: str = "CA") -> str:
+    return ",".join([meter_id, start, end, net, consumed, generated, final, region])

@@ -11,7 +11,7 @@ MAX_UPLOADS_PER_RUN = 200  # the whole-graph path catches up in several runs rat
 
 
 class IntakeConfig(dg.Config):
-    """Which uploads to take: "<tenant>|<inbox>|<key>|<version>" entries from the sensor; none = all pending."""
+    """Which uploads to take: "<key>|<version>" entries from the sensor; none = every complete pending upload."""
 
     uploads: list[str] = []
 
@@ -19,12 +19,15 @@ class IntakeConfig(dg.Config):
 def _selected(config: IntakeConfig, landing) -> list[Upload]:
     if not config.uploads:
         return settled_uploads(landing, settings.settle_seconds())[:MAX_UPLOADS_PER_RUN]
+    # tenant and inbox come from the store itself, never from run config: a key must sit directly in an inbox
+    inboxes = {inbox: tenant for tenant, inbox in landing.list_tenant_inboxes()}
     chosen = []
     for entry in config.uploads:
-        tenant, inbox, key, version = entry.split("|", 3)
-        obj = landing.stat(key)
-        if obj is not None and obj.version == version and key.startswith(inbox):
-            chosen.append(Upload(tenant, inbox, obj))
+        key, _, version = entry.rpartition("|")
+        inbox = key.rsplit("/", 1)[0] + "/"
+        obj = landing.stat(key) if inbox in inboxes else None
+        if obj is not None and obj.version == version:
+            chosen.append(Upload(inboxes[inbox], inbox, obj))
     return chosen
 
 
@@ -45,7 +48,7 @@ def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig,
     landing, wh = landing_store.store(), warehouse.warehouse()
     outcomes = []
     for upload in _selected(config, landing):
-        outcome = process_upload(landing, wh, upload, run_id=context.run_id)
+        outcome = process_upload(landing, wh, upload, run_id=context.run.run_id)
         context.log.info("%s %s: %s (%s rows, %s errors, job %s)", upload.tenant, upload.obj.name,
                          outcome.status, outcome.rows, outcome.errors, upload.job_id)
         outcomes.append(outcome)

@@ -58,4 +58,4 @@ def plan_tick(pending: list[Upload], state: dict, now: float, *, settle_seconds:
 
 
 def config_entry(upload: Upload) -> str:
-    return f"{upload.tenant}|{upload.inbox}|{upload.obj.key}|{upload.obj.version}"
+    return f"{upload.obj.key}|{upload.obj.version}"

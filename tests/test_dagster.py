@@ -1,0 +1,135 @@
+"""Dagster wiring: definitions load, the asset graph snapshot, materialize() and the sensors."""
+
+import json
+import os
+import time
+
+import dagster as dg
+
+from conftest import csv_text, good_row, partner_meter
+from leap_orchestration.intake.process import Upload
+from leap_orchestration.intake.tick import plan_tick
+from leap_orchestration.resources import ConfigurationResource, LocalLandingStoreResource, WarehouseResource
+from leap_orchestration.stores import StoredObject
+
+# Renaming an asset or changing the graph is a deliberate act: update this snapshot with it.
+GRAPH = {
+    "meter_configuration": [],
+    "upload_errors": [],
+    "interval_readings": [],
+    "uploads": ["meter_configuration"],
+}
+
+
+def test_definitions_load_and_graph_snapshot():
+    from leap_orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    snapshot = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+                for k in graph.get_all_asset_keys()}
+    assert snapshot == GRAPH
+    assert {s.name for s in defs.sensors} == {"landing_inbox_sensor", "configuration_sensor"}
+
+
+def resources(home):
+    return {
+        "landing_store": LocalLandingStoreResource(root=str(home / "landing")),
+        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+        "configuration": ConfigurationResource(path=str(home / "config")),
+    }
+
+
+def drop(home, partner, name, data, age=30):
+    path = home / "landing" / partner / "interval-data" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (time.time() - age,) * 2)
+    return path
+
+
+def test_materialize_whole_graph(leap_home):
+    from assets.configuration import meter_configuration
+    from assets.intake import interval_intake, interval_readings_unique
+
+    meter = partner_meter("gridflex").meter_id
+    drop(leap_home, "gridflex", "good.csv", csv_text(good_row(meter)))
+    drop(leap_home, "gridflex", "bad.csv", csv_text(good_row("nope")))
+    result = dg.materialize([meter_configuration, interval_intake, interval_readings_unique], resources=resources(leap_home))
+    assert result.success
+    inbox = leap_home / "landing" / "gridflex" / "interval-data"
+    assert (inbox / "accepted" / "good.csv" / "good.csv").exists() and (inbox / "failed" / "bad.csv" / "bad.csv").exists()
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    processed = mats["uploads"].materialization.metadata["processed"].value.records
+    assert {r.data["file"]: r.data["status"] for r in processed} == {"good.csv": "COMPLETED", "bad.csv": "FAILED"}
+    assert mats["interval_readings"].materialization.metadata["dagster/row_count"].value == 1
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+
+def test_bad_configuration_fails_and_previous_stays(leap_home):
+    from assets.configuration import meter_configuration
+
+    assert dg.materialize([meter_configuration], resources=resources(leap_home)).success
+    victim = sorted((leap_home / "config" / "meters").glob("*.xml"))[0]
+    victim.write_text(victim.read_text().replace("timezone=", "timezone_typo="))
+    result = dg.materialize([meter_configuration], resources=resources(leap_home), raise_on_error=False)
+    assert not result.success
+    import duckdb
+
+    with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM meters").fetchall()[0][0] >= 50
+
+
+def test_sensor_waits_for_stable_files_then_batches(leap_home):
+    from sensors.landing import landing_inbox_sensor
+
+    meter = partner_meter("voltstream").meter_id
+    drop(leap_home, "voltstream", "fresh.csv", csv_text(good_row(meter)), age=0)
+    drop(leap_home, "voltstream", "old.csv", csv_text(good_row(meter)), age=120)
+    drop(leap_home, "voltstream", "upload.csv.part", b"partial", age=120)
+    res = {"landing_store": LocalLandingStoreResource(root=str(leap_home / "landing"))}
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, resources=res)
+        first = landing_inbox_sensor(ctx)
+        assert len(first.run_requests) == 1
+        entries = first.run_requests[0].run_config["ops"]["interval_intake"]["config"]["uploads"]
+        assert [e.split("|")[0] for e in entries] == ["voltstream/interval-data/old.csv"]
+        status = json.loads((leap_home / "landing/voltstream/interval-data/status/old.csv.json").read_text())
+        assert status["status"] == "QUEUED"
+        time.sleep(0.3)  # settle time in tests is 0.2 s
+        ctx = dg.build_sensor_context(instance=instance, resources=res, cursor=first.cursor)
+        second = landing_inbox_sensor(ctx)
+        entries = second.run_requests[0].run_config["ops"]["interval_intake"]["config"]["uploads"]
+        assert [e.split("|")[0] for e in entries] == ["voltstream/interval-data/fresh.csv"]
+        ctx = dg.build_sensor_context(instance=instance, resources=res, cursor=second.cursor)
+        assert landing_inbox_sensor(ctx).run_requests == []  # requested once, not again
+
+
+def _upload(key, version, mtime):
+    return Upload("t", "t/interval-data/", StoredObject(key, 1, int(mtime * 1e9), version))
+
+
+def test_tick_bounds_work_retries_and_never_skips_old_mtimes():
+    now = 1_000_000.0
+    files = [_upload(f"t/interval-data/f{i}.csv", "v1", now - 10_000) for i in range(7)]
+    plan = plan_tick(files, {}, now, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=2)
+    assert [len(b) for b in plan.batches] == [3, 3]  # bounded: 6 of 7 this tick
+    again = plan_tick(files, plan.state, now + 5, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=2)
+    assert [u.obj.key for b in again.batches for u in b] == ["t/interval-data/f6.csv"]
+    # a file still pending long after its run was requested is requested again, under a new run key
+    late = plan_tick(files, again.state, now + 1000, settle_seconds=2, retry_seconds=900, max_per_run=10, max_runs=1)
+    assert len(late.batches[0]) == 7 and late.run_keys[0] not in plan.run_keys + again.run_keys
+    # a new version of a requested file is a new request
+    changed = [_upload("t/interval-data/f0.csv", "v2", now - 10_000)]
+    assert plan_tick(changed, plan.state, now + 5, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=1).batches
+
+
+def test_configuration_sensor_requests_on_change(leap_home):
+    from sensors.landing import configuration_sensor
+
+    res = {"configuration": ConfigurationResource(path=str(leap_home / "config"))}
+    first = configuration_sensor(dg.build_sensor_context(resources=res))
+    assert len(first.run_requests) == 1
+    unchanged = configuration_sensor(dg.build_sensor_context(resources=res, cursor=first.cursor))
+    assert isinstance(unchanged, dg.SkipReason)
+    (leap_home / "config" / "programs.xml").write_text((leap_home / "config" / "programs.xml").read_text() + "\n")
+    assert configuration_sensor(dg.build_sensor_context(resources=res, cursor=first.cursor)).run_requests

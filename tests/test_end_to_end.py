@@ -1,0 +1,119 @@
+"""End to end through the real CLIs: `dagster asset materialize --select '*'` and `leap-orchestration`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import csv_text, good_row, partner_meter
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli_env(leap_home):
+    dagster_home = leap_home / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    return {**os.environ, "DAGSTER_HOME": str(dagster_home), "LEAP_HOME": str(leap_home),
+            "LEAP_CONFIG": str(leap_home / "config"), "LEAP_SETTLE_SECONDS": "0.2"}
+
+
+def drop(home, partner, name, data):
+    path = home / "landing" / partner / "interval-data" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (time.time() - 30,) * 2)
+
+
+def materialize(env, *extra):
+    return subprocess.run([str(BIN / "dagster"), "asset", "materialize", "--select", "*", "-m",
+                           "leap_orchestration.definitions", *extra], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_materialize_everything_from_the_cli(leap_home, cli_env):
+    a, b = partner_meter("sunrise-energy").meter_id, partner_meter("gridflex").meter_id
+    drop(leap_home, "sunrise-energy", "good.csv", csv_text(good_row(a)))
+    drop(leap_home, "sunrise-energy", "bad.csv", csv_text(good_row(a, consumed="-1"), good_row(b)))
+    drop(leap_home, "gridflex", "good.csv.gz", __import__("gzip").compress(csv_text(good_row(b))))
+    proc = materialize(cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sun = leap_home / "landing" / "sunrise-energy" / "interval-data"
+    assert (sun / "accepted" / "good.csv" / "good.csv").exists()
+    failed = sun / "failed" / "bad.csv"
+    status = json.loads((sun / "status" / "bad.csv.json").read_text())
+    assert status["status"] == "FAILED" and status["errors"] == 2
+    errors = (failed / f"{status['job_id']}.errors.csv").read_text().splitlines()
+    assert errors[0] == "line,column,code,message"
+    assert {e.split(",")[2] for e in errors[1:]} == {"CON_0003", "MTR_0003"}
+    assert (leap_home / "landing/gridflex/interval-data/accepted/good.csv.gz/good.csv.gz").exists()
+    assert [p.name for p in sun.iterdir() if p.is_file()] == []
+    with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM interval_readings").fetchall() == [(2,)]
+        assert con.execute("SELECT count(*) FROM upload_errors WHERE severity = 'error'").fetchall() == [(2,)]
+        assert con.execute("SELECT count(*) FROM meters").fetchall()[0][0] >= 50
+    # the status CLI reads the same object
+    out = subprocess.run([str(BIN / "leap-orchestration"), "status", "--tenant", "sunrise-energy", "bad.csv"],
+                         env=cli_env, capture_output=True, text=True)
+    assert out.returncode == 0 and json.loads(out.stdout)["job_id"] == status["job_id"]
+
+
+def test_concurrent_runs_queue_on_the_duckdb_pool(leap_home, cli_env):
+    assert materialize(cli_env).returncode == 0  # configuration in place
+    meter = partner_meter("voltstream").meter_id
+    for i in range(3):
+        drop(leap_home, "voltstream", f"f{i}.csv", csv_text(good_row(meter, consumed=str(i + 1))))
+    entry = "voltstream/interval-data/{0}|{1}"
+
+    def version(name):
+        st = os.stat(leap_home / "landing/voltstream/interval-data" / name)
+        return f"{st.st_size}-{st.st_mtime_ns}"
+
+    def job(name):
+        config = leap_home / f"{name}.run.json"  # JSON is YAML: the run config a sensor request carries
+        config.write_text(json.dumps({"ops": {"interval_intake": {"config": {"uploads": [entry.format(name, version(name))]}}}}))
+        return subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "leap_orchestration.definitions",
+                               "-j", "process_uploads", "-c", str(config)], cwd=REPO, env=cli_env,
+                              capture_output=True, text=True, timeout=300)
+
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(job, "f0.csv"), pool.submit(job, "f1.csv"), pool.submit(materialize, cli_env)]
+        results = [r.result() for r in runs]
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    inbox = leap_home / "landing/voltstream/interval-data/accepted"
+    assert sorted(p.name for p in inbox.iterdir()) == ["f0.csv", "f1.csv", "f2.csv"]
+    with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM uploads WHERE status = 'COMPLETED'").fetchall() == [(3,)]
+
+
+def test_validate_cli_exit_codes(leap_home, cli_env, tmp_path):
+    meter = partner_meter("sunrise-energy").meter_id
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_bytes(csv_text(good_row(meter)))
+    bad.write_bytes(csv_text(good_row(meter, region="cal")))
+    cli = str(BIN / "leap-orchestration")
+    ok = subprocess.run([cli, "validate", str(good), "--partner", "sunrise-energy"], env=cli_env, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.strip() == "line,column,code,message"
+    assert ok.stderr.startswith("Parsed 1 lines in ")
+    ko = subprocess.run([cli, "validate", str(bad), "--partner", "sunrise-energy"], env=cli_env, capture_output=True, text=True)
+    assert ko.returncode == 1 and "REG_0003" in ko.stdout and "found 1 errors on 1 lines" in ko.stderr
+    usage = subprocess.run([cli, "validate", str(tmp_path / "missing.csv"), "--partner", "x"], env=cli_env, capture_output=True, text=True)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_demo_no_serve_writes_config_and_uploads(leap_home, cli_env):
+    shutil.rmtree(leap_home / "config")
+    out = subprocess.run([str(BIN / "leap-orchestration"), "demo", "--no-serve"], env=cli_env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (leap_home / "config" / "properties.xml").exists()
+    assert len(list((leap_home / "demo-uploads").rglob("*.csv"))) == 6

@@ -5,8 +5,8 @@ import os
 import time
 
 import dagster as dg
-
 from conftest import csv_text, good_row, partner_meter
+
 from leap_orchestration.intake.process import Upload
 from leap_orchestration.intake.tick import plan_tick
 from leap_orchestration.resources import ConfigurationResource, LocalLandingStoreResource, WarehouseResource

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import csv_text, good_row, partner_meter
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ import os
 import time
 
 import pytest
-
 from conftest import csv_text, good_row, partner_meter
+
 from leap_orchestration.config.loader import load_configuration
 from leap_orchestration.intake.discovery import pending_uploads
 from leap_orchestration.intake.process import process_upload

@@ -4,8 +4,8 @@ import gzip
 import io
 
 import pytest
-
 from conftest import HEADER, csv_text, good_row, partner_meter
+
 from leap_orchestration.intake import reader
 from leap_orchestration.intake.validate import validate_upload
 

@@ -4,8 +4,8 @@ import datetime as dt
 import io
 
 import pytest
-
 from conftest import csv_text, good_row, partner_meter
+
 from leap_orchestration.intake.validate import validate_upload
 
 PARTNER = "sunrise-energy"

@@ -8,9 +8,8 @@ import dagster as dg
 
 from leap_orchestration import settings
 from leap_orchestration.config.loader import config_fingerprint
-from leap_orchestration.intake import layout
 from leap_orchestration.intake.discovery import pending_uploads
-from leap_orchestration.intake.reports import status_json
+from leap_orchestration.intake.process import write_pending_status
 from leap_orchestration.intake.tick import config_entry, plan_tick
 from leap_orchestration.resources import ConfigurationResource, LandingStoreResource
 
@@ -38,9 +37,7 @@ def landing_inbox_sensor(context: dg.SensorEvaluationContext, landing_store: Lan
     requests = []
     for batch, run_key in zip(plan.batches, plan.run_keys, strict=True):
         for u in batch:  # partners can poll their status object from the moment a run is requested
-            store.write_bytes(layout.status_key(u.inbox, u.obj.name), status_json(
-                file=u.obj.name, job_id=u.job_id, status="QUEUED", rows=None, errors=None,
-                received_at=u.received_at, processed_at=None, result_keys=[]))
+            write_pending_status(store, u, "QUEUED")
         requests.append(dg.RunRequest(
             run_key=run_key,
             run_config=dg.RunConfig(ops={"interval_intake": {"config": {"uploads": [config_entry(u) for u in batch]}}}),

@@ -74,7 +74,7 @@ def process_upload(store: LandingStore, warehouse: Warehouse, upload: Upload, ru
     with warehouse.connect() as con:
         row = tables.get_upload(con, upload.upload_id)
         if row is None or row["status"] not in ("COMPLETED", "FAILED"):
-            _write_status(store, upload, "PROCESSING")
+            write_pending_status(store, upload, "PROCESSING")
             if not _validate_and_load(store, con, upload, run_id):
                 return Outcome(upload, "SKIPPED")
             row = tables.get_upload(con, upload.upload_id)
@@ -165,7 +165,8 @@ def _same_content(store: LandingStore, a: str, b: str) -> bool:
     return digests[0] == digests[1]
 
 
-def _write_status(store: LandingStore, upload: Upload, status: str) -> None:
+def write_pending_status(store: LandingStore, upload: Upload, status: str) -> None:
+    """QUEUED (sensor) or PROCESSING: the status object before there is an outcome."""
     store.write_bytes(
         layout.status_key(upload.inbox, upload.obj.name),
         status_json(file=upload.obj.name, job_id=upload.job_id, status=status, rows=None, errors=None,

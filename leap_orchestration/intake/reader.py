@@ -65,14 +65,13 @@ def open_upload(raw: BinaryIO, max_expanded: int | None = None) -> BinaryIO:
     return buffered
 
 
-def read_header(stream: BinaryIO) -> tuple[bytes, int]:
-    """The first line (without BOM and line ending) and its length in bytes including the newline."""
+def read_header(stream: BinaryIO) -> bytes:
+    """The first line, without BOM and line ending."""
     first = stream.readline(1024 * 1024)
     if not first.strip(b"\xef\xbb\xbf \t\r\n"):
         raise FileLevelError(Finding(0, "", "FIL_0001", "The file is empty: expected a header line and data rows."))
-    consumed = len(first)
     text = first[3:] if first.startswith(b"\xef\xbb\xbf") else first
-    return text.rstrip(b"\r\n"), consumed
+    return text.rstrip(b"\r\n")
 
 
 def iter_chunks(stream: BinaryIO, header: Header, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:

@@ -99,7 +99,7 @@ def validate_upload(
         collect.add([Finding(0, "", "FIL_0005", f"File name '{file_name}' must end in .csv or .csv.gz.")])
     try:
         data = open_upload(stream)
-        raw_header, _ = read_header(data)
+        raw_header = read_header(data)
         header = parse_header(raw_header)
         collect.add(header.findings)
         skip_codes = {code for column, code in REQUIRED.items() if not header.has(column)}

@@ -28,6 +28,8 @@ def test_definitions_load_and_graph_snapshot():
     snapshot = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                 for k in graph.get_all_asset_keys()}
     assert snapshot == GRAPH
+    # every asset writes DuckDB, so every one runs in the 'duckdb' pool (limit 1 in dagster.yaml)
+    assert {k.to_user_string(): graph.get(k).pools for k in graph.get_all_asset_keys()} == {k: {"duckdb"} for k in GRAPH}
     assert {s.name for s in defs.sensors} == {"landing_inbox_sensor", "configuration_sensor"}
 
 

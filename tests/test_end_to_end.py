@@ -69,6 +69,8 @@ def test_materialize_everything_from_the_cli(leap_home, cli_env):
 
 def test_concurrent_runs_queue_on_the_duckdb_pool(leap_home, cli_env):
     assert materialize(cli_env).returncode == 0  # configuration in place
+    # no waiting on DuckDB's file lock: if two writers overlapped, one would fail, so only the pool serialises
+    cli_env = {**cli_env, "LEAP_DUCKDB_LOCK_WAIT_SECONDS": "0"}
     meter = partner_meter("voltstream").meter_id
     for i in range(3):
         drop(leap_home, "voltstream", f"f{i}.csv", csv_text(good_row(meter, consumed=str(i + 1))))
@@ -93,6 +95,10 @@ def test_concurrent_runs_queue_on_the_duckdb_pool(leap_home, cli_env):
     assert sorted(p.name for p in inbox.iterdir()) == ["f0.csv", "f1.csv", "f2.csv"]
     with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM uploads WHERE status = 'COMPLETED'").fetchall() == [(3,)]
+    from dagster import DagsterInstance  # the runs claimed slots of the 'duckdb' pool, whose limit is 1
+    with DagsterInstance.from_config(cli_env["DAGSTER_HOME"]) as instance:
+        info = instance.event_log_storage.get_concurrency_info("duckdb")
+        assert info.slot_count == 1 and info.active_slot_count == 0
 
 
 def test_validate_cli_exit_codes(leap_home, cli_env, tmp_path):

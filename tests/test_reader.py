@@ -3,10 +3,14 @@
 import gzip
 import io
 
+import polars as pl
 import pytest
 from conftest import HEADER, csv_text, good_row, partner_meter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leap_orchestration.intake import reader
+from leap_orchestration.intake.header import parse_header
 from leap_orchestration.intake.validate import validate_upload
 
 PARTNER = "sunrise-energy"
@@ -92,3 +96,35 @@ def test_header_problems(meters_of, meter):
 def test_wrong_file_name(meters_of, meter):
     found, _ = run(meters_of, csv_text(good_row(meter)), name="data.xlsx")
     assert found == [(0, "", "FIL_0005")]
+
+
+# Fields that stress the reader: quotes, commas, blanks, whitespace, CR, NUL, non-ASCII and invalid UTF-8.
+_FIELDS = st.sampled_from([b"", b"a", b" b ", b"\t", b"1.5", b'"q"', b'"un', b'"x,y"', b"\xc3\xa9", b"\x00", b"\xff", b"\r", b" "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.lists(_FIELDS, min_size=1, max_size=10), max_size=30),
+       crlf=st.booleans(), first=st.integers(2, 10**6))
+def test_fast_reader_agrees_with_exact_reader(lines, crlf, first):
+    """Whatever mix of good and odd lines, the vectorised reader gives the exact reader's rows and findings."""
+    header = parse_header(HEADER.encode())
+    end = b"\r\n" if crlf else b"\n"
+    body = b"".join(b",".join(fields) + end for fields in lines)
+    fast, exact = reader._parse(body, first, header), reader._parse_exact(body, first, header)
+    assert fast.frame.sort("line").equals(exact.frame.sort("line"))
+    key = lambda f: (f.line, f.code, f.message)  # noqa: E731
+    assert sorted(fast.findings, key=key) == sorted(exact.findings, key=key)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(st.lists(_FIELDS, min_size=1, max_size=10), max_size=30), chunk=st.integers(1, 200))
+def test_chunked_reading_agrees_with_reading_whole(lines, chunk):
+    """Chunk edges (any size, growing from the first) never change rows, findings or line numbers."""
+    header = parse_header(HEADER.encode())
+    body = b"".join(b",".join(fields) + b"\n" for fields in lines)
+    chunks = list(reader.iter_chunks(io.BytesIO(body), header, chunk_bytes=chunk))
+    whole = reader._parse_exact(body, 2, header)
+    frames = [c.frame for c in chunks]
+    combined = pl.concat(frames) if frames else whole.frame.clear()
+    assert combined.equals(whole.frame)
+    assert [f for c in chunks for f in c.findings] == whole.findings

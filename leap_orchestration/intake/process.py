@@ -22,8 +22,10 @@ from leap_orchestration.intake.validate import validate_upload
 from leap_orchestration.stores.base import FileChangedError, LandingStore, StoredObject
 from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse import intake_tables as tables
+from leap_orchestration.warehouse.duck import run
 
 log = logging.getLogger(__name__)
+INTAKE_DUCKDB_MEMORY = "512MB"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ def _outcome_folder(status: str) -> str:
 
 def _validate_and_load(store: LandingStore, con, upload: Upload, run_id: str | None) -> bool:
     now = dt.datetime.now(dt.UTC)
+    # DuckDB spills the staged rows beyond this; with the reader's chunks in flight a 10M-row file stays < 2 GB
+    run(con, f"SET memory_limit = '{INTAKE_DUCKDB_MEMORY}'")
     tables.start_job(
         con, upload_id=upload.upload_id, tenant=upload.tenant, name=upload.obj.name, key=upload.obj.key,
         version=upload.obj.version, size=upload.obj.size, job_id=upload.job_id, received_at=upload.received_at,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -20,7 +22,7 @@ from leap_orchestration.intake.codes import CATALOGUE, ERROR, FileLevelError, Fi
 from leap_orchestration.intake.header import REQUIRED, parse_header
 from leap_orchestration.intake.messages import render
 from leap_orchestration.intake.meters import PartnerMeters
-from leap_orchestration.intake.reader import iter_chunks, open_upload, read_header
+from leap_orchestration.intake.reader import Chunk, iter_chunks, open_upload, read_header
 from leap_orchestration.intake.rules import IntervalDataModel, prepare
 
 ERRORS_CAP = 10_000  # rows kept in errors.csv / upload_errors; counts stay exact
@@ -103,7 +105,7 @@ def validate_upload(
         header = parse_header(raw_header)
         collect.add(header.findings)
         skip_codes = {code for column, code in REQUIRED.items() if not header.has(column)}
-        for chunk in iter_chunks(data, header):
+        for chunk in _read_ahead(iter_chunks(data, header)):
             collect.add(chunk.findings)
             report.lines_parsed += chunk.frame.height + len(chunk.findings)
             if chunk.frame.height:
@@ -121,6 +123,15 @@ def validate_upload(
     collect.finish()
     report.elapsed_ms = round((time.perf_counter() - started) * 1000)
     return report
+
+
+def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """Read and parse the next chunk on a second thread while this one is checked and staged (both cores busy)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="upload-reader") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
 
 
 def _run_model(frame: pl.DataFrame, skip_codes: set[str]) -> pl.DataFrame:

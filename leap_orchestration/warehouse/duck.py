@@ -6,6 +6,7 @@ processes outside that pool (a CLI, an operator's notebook) so a collision queue
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-LOCK_WAIT_SECONDS = 600
+LOCK_WAIT_SECONDS = 600  # default; LEAP_DUCKDB_LOCK_WAIT_SECONDS overrides (0 = fail at once, as tests use)
 
 
 class Warehouse:
@@ -23,7 +24,9 @@ class Warehouse:
         self.memory_limit = memory_limit
 
     @contextmanager
-    def connect(self, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False, wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        if wait_seconds is None:
+            wait_seconds = float(os.environ.get("LEAP_DUCKDB_LOCK_WAIT_SECONDS", LOCK_WAIT_SECONDS))
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no warehouse at {self.path}: run the pipeline first")
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ TICK_SECONDS = int(os.environ.get("LEAP_SENSOR_INTERVAL", "5"))
 intake_job = dg.define_asset_job(
     "process_uploads", selection=dg.AssetSelection.assets("uploads", "upload_errors", "interval_readings"),
     description="Validate and load a batch of uploads.",
+    # one process for the step and its check: a step subprocess costs ~2 s of a partner's wait for results
+    executor_def=dg.in_process_executor,
 )
 configuration_job = dg.define_asset_job(
     "load_configuration", selection=dg.AssetSelection.assets("meter_configuration"),

@@ -94,7 +94,7 @@ def status(tenant: str, name: str) -> None:
 @main.command()
 @click.option("--no-serve", is_flag=True, help="Only write the demo configuration and uploads.")
 def demo(no_serve: bool) -> None:
-    """Write the demo configuration and uploads into LEAP_HOME, then start the Dagster UI."""
+    """Write the demo configuration and uploads into LEAP_HOME, then start the SFTP server and the Dagster UI."""
     from leap_orchestration.demo import write_demo
 
     home = settings.leap_home()
@@ -108,11 +108,50 @@ def demo(no_serve: bool) -> None:
                f"  cp {files[0]} {home / 'landing' / first_partner / 'interval-data'}/")
     if no_serve:
         return
+    partner, api_key = _demo_credential(first_partner)
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "LEAP_HOME": str(home), "LEAP_CONFIG": str(home / "config")}
-    dagster = Path(sys.executable).with_name("dagster")
+    binaries = Path(sys.executable).parent
+    sftp_server = subprocess.Popen([str(binaries / "leap-orchestration"), "sftp", "serve", "--port", str(DEMO_SFTP_PORT)], env=env)
+    click.echo(f"\nSFTP server on 127.0.0.1:{DEMO_SFTP_PORT}. Connect as the demo partner (password = its API key):\n"
+               f"  sftp -P {DEMO_SFTP_PORT} {partner}@127.0.0.1\n  password: {api_key}\n"
+               f"  sftp> put {files[0]} interval-data/\n"
+               f"(the key is kept in {home / DEMO_KEY_FILE} for the demo only)")
     click.echo(f"Starting the Dagster UI on http://127.0.0.1:3000 (DAGSTER_HOME={dagster_home})")
-    sys.exit(subprocess.call([str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", "3000"],
-                             cwd=REPO_ROOT, env=env))
+    try:
+        code = subprocess.call([str(binaries / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+                                "-h", "127.0.0.1", "-p", "3000"], cwd=REPO_ROOT, env=env)
+    finally:
+        sftp_server.terminate()
+        sftp_server.wait(timeout=10)
+    sys.exit(code)
+
+
+DEMO_SFTP_PORT = 2222
+DEMO_KEY_FILE = "demo-api-key.txt"
+
+
+def _demo_credential(partner: str) -> tuple[str, str]:
+    """The demo partner's API key: reused while it is valid, so the demo prints the same one each start."""
+    from leap_orchestration.sftp.credentials import PartnerCredentials
+
+    credentials = PartnerCredentials(settings.credentials_path())
+    saved = settings.leap_home() / DEMO_KEY_FILE
+    if saved.exists() and credentials.verify(partner, saved.read_text().strip()):
+        return partner, saved.read_text().strip()
+    _, api_key = credentials.add(partner)
+    saved.write_text(api_key + "\n")
+    saved.chmod(0o600)
+    return partner, api_key
+
+
+def _register_subcommands() -> None:
+    from leap_orchestration.cli_sftp import partners, sftp
+
+    main.add_command(partners)
+    main.add_command(sftp)
+
+
+_register_subcommands()

@@ -21,3 +21,17 @@ def warehouse_path() -> Path:
 def settle_seconds() -> float:
     """How long a file dropped outside the SFTP server must keep the same size and mtime before it is taken."""
     return float(os.environ.get("LEAP_SETTLE_SECONDS", "2"))
+
+
+def credentials_path() -> Path:
+    """Partner API keys (hashes only)."""
+    return leap_home() / "partners.sqlite"
+
+
+def sftp_dir() -> Path:
+    """The SFTP server's host keys."""
+    return leap_home() / "sftp"
+
+
+def sftp_audit_log() -> Path:
+    return leap_home() / "logs" / "sftp-audit.log"

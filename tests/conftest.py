@@ -29,6 +29,11 @@ def demo_configuration():
     return load_configuration(REPO_CONFIG_DIR)
 
 
+def meters_owned_since_start(partner: str) -> list[str]:
+    """Every partner-created demo meter the partner has owned, alone, since the demo's start (2024-01-01)."""
+    return [m.meter_id for m in demo_meters() if m.owner == partner and m.source == "partner" and len(m.ownerships) == 1]
+
+
 def partner_meter(partner: str, source: str = "partner"):
     """A demo meter the partner owns now and has owned since 2024 (not the transferred one)."""
     return next(m for m in demo_meters() if m.owner == partner and m.source == source and len(m.ownerships) == 1)

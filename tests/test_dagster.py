@@ -106,6 +106,26 @@ def test_sensor_waits_for_stable_files_then_batches(leap_home):
         assert landing_inbox_sensor(ctx).run_requests == []  # requested once, not again
 
 
+def test_sensor_takes_a_published_upload_at_once(leap_home, monkeypatch):
+    """A file the SFTP server published whole needs no settle wait, however young and long the wait."""
+    from leap_orchestration.stores import LocalLandingStore
+    from sensors.landing import landing_inbox_sensor
+
+    monkeypatch.setenv("LEAP_SETTLE_SECONDS", "3600")
+    store = LocalLandingStore(leap_home / "landing")
+    spooled = store.spool_dir() / "upload"
+    spooled.parent.mkdir(parents=True)
+    spooled.write_bytes(csv_text(good_row(partner_meter("voltstream").meter_id)))
+    store.publish("voltstream/interval-data/published.csv", spooled)
+    drop(leap_home, "voltstream", "dropped.csv", b"x", age=0)  # same age, not published: waits
+    res = {"landing_store": LocalLandingStoreResource(root=str(leap_home / "landing"))}
+    with dg.instance_for_test() as instance:
+        result = landing_inbox_sensor(dg.build_sensor_context(instance=instance, resources=res))
+    (request,) = result.run_requests
+    entries = request.run_config["ops"]["interval_intake"]["config"]["uploads"]
+    assert [e.split("|")[0] for e in entries] == ["voltstream/interval-data/published.csv"]
+
+
 def _upload(key, version, mtime):
     return Upload("t", "t/interval-data/", StoredObject(key, 1, int(mtime * 1e9), version))
 

@@ -29,7 +29,7 @@ def settled_uploads(store: LandingStore, settle_seconds: float) -> list[Upload]:
     """
     first = pending_uploads(store)
     now_ns = time.time_ns()
-    young = [u for u in first if now_ns - u.obj.mtime_ns < settle_seconds * 1e9]
+    young = [u for u in first if not u.obj.complete and now_ns - u.obj.mtime_ns < settle_seconds * 1e9]
     if not young:
         return first
     time.sleep(settle_seconds)

@@ -2,7 +2,8 @@
 
 State (the sensor cursor) is keyed by file and version, not by time, so an old mtime cannot hide a file:
 - `seen`: key -> [version, first seen at]: a file is complete once the same version has been seen for
-  `settle_seconds` (or its mtime is already that old when first seen).
+  `settle_seconds` (or its mtime is already that old when first seen), or at once when the store says it was
+  published whole (the SFTP server's uploads, GCS objects).
 - `requested`: key -> [version, requested at, attempt]: a requested file still pending after `retry_seconds`
   is requested again (processing is idempotent, so a duplicate run is harmless).
 Entries for files that left the inbox are dropped, so the cursor stays as small as the backlog.
@@ -35,7 +36,7 @@ def plan_tick(pending: list[Upload], state: dict, now: float, *, settle_seconds:
         seen[key] = [version, first_seen]
         unchanged_across_ticks = first_seen < now and now - first_seen >= settle_seconds
         untouched_for_long = now - upload.obj.mtime_ns / 1e9 >= 4 * settle_seconds
-        stable = unchanged_across_ticks or untouched_for_long
+        stable = upload.obj.complete or unchanged_across_ticks or untouched_for_long
         asked = requested_before.get(key)
         if asked and asked[0] == version:
             requested[key] = asked

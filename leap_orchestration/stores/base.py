@@ -6,8 +6,10 @@ Everything above this interface (sensor, validation, results, SFTP server) is th
 from __future__ import annotations
 
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 # Names a client writes while a transfer is in progress (WinSCP, FileZilla, rsync, editors) or hidden files.
@@ -40,6 +42,7 @@ class StoredObject:
     size: int
     mtime_ns: int  # last modification, ns since epoch (GCS: the object's update time)
     version: str  # changes whenever the content may have changed (local: size+mtime, GCS: generation)
+    complete: bool = False  # published whole (SFTP server, GCS): no need to wait for it to settle
 
     @property
     def name(self) -> str:
@@ -73,6 +76,21 @@ class LandingStore(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def list_dir(self, prefix: str) -> tuple[list[str], list[StoredObject]]:
+        """(sub-folder names, objects) directly under `prefix`, as a file browser shows them."""
+
+    @abstractmethod
+    def publish(self, key: str, source: Path) -> StoredObject:
+        """Make the local file `source` appear at `key` whole, in one step, marked complete.
+
+        Raises FileExistsError if `key` exists (never overwrites). `source` is consumed.
+        """
+
+    def spool_dir(self) -> Path:
+        """Where an uploader stages files before `publish` (local disk, private to the server)."""
+        return Path(tempfile.gettempdir()) / "leap-spool"
 
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat as stat_mod
 import tempfile
@@ -11,6 +12,9 @@ from typing import BinaryIO
 from leap_orchestration.stores.base import FileChangedError, LandingStore, StoredObject, check_key
 
 SFTP_INBOX = "interval-data"
+# Hidden folders at the store root, outside every tenant's root: never listed as inboxes, never served.
+SPOOL = ".spool"  # uploads being received (same file system, so publishing is a link)
+PUBLISHED = ".published"  # <key> -> version of a file that was published whole
 
 
 class LocalLandingStore(LandingStore):
@@ -18,9 +22,14 @@ class LocalLandingStore(LandingStore):
         self.root = Path(root).resolve()
 
     def path(self, key: str) -> Path:
-        path = (self.root / check_key(key)).resolve()
-        if self.root != path and self.root not in path.parents:
-            raise ValueError(f"key escapes the store: {key!r}")
+        """The file of `key`; refuses keys that escape the root or pass through a symlink (even one pointing
+        inside the store: it could lead into another tenant's folder)."""
+        path = self.root / check_key(key)
+        current = self.root
+        for part in path.relative_to(self.root).parts:
+            current = current / part
+            if current.is_symlink():
+                raise ValueError(f"key passes through a link: {key!r}")
         return path
 
     def list_tenant_inboxes(self) -> list[tuple[str, str]]:
@@ -42,15 +51,46 @@ class LocalLandingStore(LandingStore):
         for entry in os.scandir(folder):
             if entry.is_file(follow_symlinks=False):  # symlinks are never taken: they could point anywhere
                 st = entry.stat(follow_symlinks=False)
-                found.append(_stored(prefix + entry.name, st))
+                found.append(self._with_mark(_stored(prefix + entry.name, st)))
         return sorted(found, key=lambda o: (o.mtime_ns, o.key))
+
+    def list_dir(self, prefix: str) -> tuple[list[str], list[StoredObject]]:
+        folder = self.path(prefix.rstrip("/")) if prefix else self.root
+        if not folder.is_dir():
+            return [], []
+        folders = sorted(e.name for e in os.scandir(folder) if e.is_dir(follow_symlinks=False))
+        return folders, sorted(self.list_files(prefix), key=lambda o: o.key)
+
+    def publish(self, key: str, source: Path) -> StoredObject:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)  # atomic, and refuses an existing target (FileExistsError)
+        os.unlink(source)
+        published = _stored(key, os.stat(target, follow_symlinks=False))
+        mark = self._mark_path(key)
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(published.version)
+        return dataclasses.replace(published, complete=True)
+
+    def spool_dir(self) -> Path:
+        return self.root / SPOOL
+
+    def _mark_path(self, key: str) -> Path:
+        return self.root / PUBLISHED / check_key(key)
+
+    def _with_mark(self, obj: StoredObject) -> StoredObject:
+        try:
+            marked = self._mark_path(obj.key).read_text() == obj.version
+        except OSError:
+            marked = False
+        return dataclasses.replace(obj, complete=True) if marked else obj
 
     def stat(self, key: str) -> StoredObject | None:
         try:
             st = os.stat(self.path(key), follow_symlinks=False)
         except FileNotFoundError:
             return None
-        return _stored(key, st) if stat_mod.S_ISREG(st.st_mode) else None
+        return self._with_mark(_stored(key, st)) if stat_mod.S_ISREG(st.st_mode) else None
 
     def open_read(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
@@ -79,9 +119,11 @@ class LocalLandingStore(LandingStore):
         # link + unlink instead of rename: a rename would silently replace an existing dst.
         os.link(source, target)
         os.unlink(source)
+        self._mark_path(src).unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+        self._mark_path(key).unlink(missing_ok=True)
 
 
 def _stored(key: str, st: os.stat_result) -> StoredObject:

@@ -1,0 +1,115 @@
+"""What a partner sees over SFTP: a virtual tree over the landing store, and what they may do in it.
+
+    /                       the partner's root: only `interval-data/`
+    /interval-data/         uploads waiting to be processed, and the folders below (always shown)
+    /interval-data/accepted/ failed/ status/   results, read-only
+
+Client paths are never trusted: they are decoded, made absolute against `/` and normalised, so `..` can't
+climb above the partner's root; hidden names (starting with '.') don't exist here; and every store key is
+`<partner>/` + the normalised path, checked again by the store. There are no links to follow.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from leap_orchestration.intake.layout import RESULT_FOLDERS
+from leap_orchestration.stores.base import SAFE_SEGMENT, LandingStore, StoredObject, is_temp_name
+from leap_orchestration.stores.local import SFTP_INBOX
+
+
+class Refused(Exception):
+    """An operation this server never allows (permission denied)."""
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    is_dir: bool
+    size: int = 0
+    mtime: float = 0.0
+
+
+def parse_path(raw: bytes | str) -> tuple[str, ...]:
+    """Normalise a client path to its parts below the partner's root ('/' -> ())."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotFound("path is not UTF-8") from None
+    if "\x00" in raw or "\\" in raw:
+        raise NotFound("invalid path")
+    normal = posixpath.normpath("/" + raw)
+    parts = tuple(p for p in normal.split("/") if p)
+    if any(p.startswith(".") for p in parts):
+        raise NotFound("no such file")  # hidden names (and anything like '..' that survived) don't exist
+    return parts
+
+
+def display(parts: tuple[str, ...]) -> str:
+    return "/" + "/".join(parts)
+
+
+class PartnerView:
+    def __init__(self, store: LandingStore, partner: str):
+        self.store, self.partner = store, partner
+
+    def key(self, parts: tuple[str, ...]) -> str:
+        return "/".join((self.partner, *parts))
+
+    def _fixed_dir(self, parts: tuple[str, ...]) -> bool:
+        return parts in ((), (SFTP_INBOX,)) or (len(parts) == 2 and parts[0] == SFTP_INBOX and parts[1] in RESULT_FOLDERS)
+
+    def stat(self, parts: tuple[str, ...]) -> Entry:
+        name = parts[-1] if parts else "/"
+        if self._fixed_dir(parts):
+            return Entry(name, True)
+        if not parts or parts[0] != SFTP_INBOX:
+            raise NotFound(display(parts))
+        obj = self.store.stat(self.key(parts))
+        if obj is not None:
+            return _file(name, obj)
+        folders, files = self.store.list_dir(self.key(parts) + "/")
+        if folders or files:
+            return Entry(name, True)
+        raise NotFound(display(parts))
+
+    def list(self, parts: tuple[str, ...]) -> list[Entry]:
+        if parts == ():
+            return [Entry(SFTP_INBOX, True)]
+        if not self.stat(parts).is_dir:
+            raise NotFound(f"{display(parts)} is not a folder")
+        folders, files = self.store.list_dir(self.key(parts) + "/")
+        if parts == (SFTP_INBOX,):
+            folders = [f for f in folders if f in RESULT_FOLDERS]
+            folders += [f for f in RESULT_FOLDERS if f not in folders]
+        entries = [Entry(f, True) for f in folders if not f.startswith(".")]
+        entries += [_file(o.name, o) for o in files if not o.name.startswith(".")]
+        return sorted(entries, key=lambda e: e.name)
+
+    def upload_key(self, parts: tuple[str, ...]) -> str:
+        """The store key an upload to `parts` publishes to; Refused where uploads are not allowed."""
+        if len(parts) != 2 or parts[0] != SFTP_INBOX or parts[1] in RESULT_FOLDERS:
+            raise Refused(f"uploads go directly into /{SFTP_INBOX}/, not {display(parts)}")
+        name = parts[1]
+        if not SAFE_SEGMENT.match(name) or is_temp_name(name):
+            raise Refused(f"'{name}' is not an accepted upload name: use letters, digits and . _ - ( ), ending in .csv "
+                          "or .csv.gz (uploads are published when complete, so no temporary names are needed)")
+        if self.store.exists(self.key(parts)):
+            raise Refused(f"{display(parts)} is waiting to be processed and can't be overwritten; upload under a new name")
+        return self.key(parts)
+
+    def read_key(self, parts: tuple[str, ...]) -> str:
+        entry = self.stat(parts)
+        if entry.is_dir:
+            raise NotFound(f"{display(parts)} is a folder")
+        return self.key(parts)
+
+
+def _file(name: str, obj: StoredObject) -> Entry:
+    return Entry(name, False, obj.size, obj.mtime_ns / 1e9)

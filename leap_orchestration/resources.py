@@ -1,6 +1,6 @@
 """Dagster resources, defined once and imported by assets, sensors and tests.
 
-The landing store is abstract with one implementation per backend (local folder now, GCS next), so the same
+The landing store is abstract with one implementation per backend (a local folder, a GCS bucket), so the same
 asset and sensor code runs on both (the `project_fully_featured` pattern).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+from dagster_gcp import GCSResource
 
 from leap_orchestration import settings
 from leap_orchestration.config.loader import default_config_dir
@@ -29,6 +30,25 @@ class LocalLandingStoreResource(LandingStoreResource):
     def store(self) -> LandingStore:
         Path(self.root).mkdir(parents=True, exist_ok=True)
         return LocalLandingStore(self.root)
+
+
+class GcsLandingStoreResource(LandingStoreResource):
+    """The landing zone on GCS: a bucket whose tenants are the connectors of properties.xml.
+
+    The client comes from `dagster_gcp.GCSResource` (so credentials and project are configured the Dagster way;
+    with STORAGE_EMULATOR_HOST set, google-cloud-storage talks to an emulator instead).
+    """
+
+    gcs: GCSResource
+    bucket: str = "landing_zone"
+    config_path: str
+
+    def store(self) -> LandingStore:
+        from leap_orchestration.config.loader import load_configuration
+        from leap_orchestration.stores.gcs import GcsLandingStore, connector_inboxes
+
+        inboxes = connector_inboxes(load_configuration(Path(self.config_path)))
+        return GcsLandingStore(self.gcs.get_client(), self.bucket, inboxes)
 
 
 class WarehouseResource(dg.ConfigurableResource):

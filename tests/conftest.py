@@ -58,3 +58,27 @@ def csv_text(*rows: str, header: str = HEADER) -> bytes:
 def good_row(meter_id: str, start: str = "2024-04-01T11:00:00Z", end: str = "2024-04-01T11:15:00Z",
              net: str = "", consumed: str = "5.01", generated: str = "0", final: str = "true", region: str = "CA") -> str:
     return ",".join([meter_id, start, end, net, consumed, generated, final, region])
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(tmp_path_factory):
+    """One fake-gcs-server per test worker, stopped at the end of the session."""
+    from gcs_support import fake_gcs_server
+
+    with fake_gcs_server(tmp_path_factory.mktemp("fake-gcs")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def gcs_client(gcs_endpoint):
+    from gcs_support import client_for
+
+    return client_for(gcs_endpoint)
+
+
+@pytest.fixture
+def landing_bucket(gcs_client):
+    """A fresh bucket per test (names are unique, so tests never see each other's objects)."""
+    import uuid
+
+    return gcs_client.create_bucket(f"landing-{uuid.uuid4().hex[:12]}").name

@@ -18,6 +18,7 @@ from leap_orchestration.sftp.credentials import PartnerCredentials
 from leap_orchestration.sftp.server import SftpService, SftpSettings, running_in_thread
 from leap_orchestration.sftp.throttle import ThrottlePolicy
 from leap_orchestration.stores import LocalLandingStore
+from leap_orchestration.stores.base import LandingStore
 
 FAST_SETTINGS = SftpSettings(port=0, failed_login_delay_seconds=0.05,
                              throttle=ThrottlePolicy(max_failures_per_user=5, lockout_seconds=3))
@@ -27,7 +28,7 @@ FAST_SETTINGS = SftpSettings(port=0, failed_login_delay_seconds=0.05,
 class Server:
     port: int
     home: Path
-    store: LocalLandingStore
+    store: LandingStore
     credentials: PartnerCredentials
     keys: list
 
@@ -53,8 +54,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def sftp_server(home: Path, settings: SftpSettings = FAST_SETTINGS):
-    store = LocalLandingStore(home / "landing")
+def sftp_server(home: Path, settings: SftpSettings = FAST_SETTINGS, store=None):
+    store = store if store is not None else LocalLandingStore(home / "landing")
     credentials = PartnerCredentials(home / "partners.sqlite")
     keys = hostkeys.load_or_create(home / "sftp")
     service = SftpService(store, credentials, keys, settings, audit_log=home / "logs" / "sftp-audit.log")

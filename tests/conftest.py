@@ -24,6 +24,18 @@ def leap_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture
+def warehouse(leap_home):
+    """A DuckDB warehouse file with the demo configuration loaded."""
+    from leap_orchestration.warehouse import Warehouse
+    from leap_orchestration.warehouse.config_tables import replace_configuration
+
+    wh = Warehouse(leap_home / "warehouse.duckdb")
+    with wh.connect() as con:
+        replace_configuration(con, load_configuration(leap_home / "config"))
+    return wh
+
+
 @pytest.fixture(scope="session")
 def demo_configuration():
     return load_configuration(REPO_CONFIG_DIR)

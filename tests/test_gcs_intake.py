@@ -12,18 +12,8 @@ from sftp_support import process_pending, sftp_server
 
 from leap_orchestration.config.loader import load_configuration
 from leap_orchestration.stores.gcs import GcsLandingStore, connector_inboxes
-from leap_orchestration.warehouse import Warehouse
-from leap_orchestration.warehouse.config_tables import replace_configuration
 
 PARTICIPANT, PREFIX = "participant_1", "ext_conn1/"
-
-
-@pytest.fixture
-def warehouse(leap_home):
-    wh = Warehouse(leap_home / "warehouse.duckdb")
-    with wh.connect() as con:
-        replace_configuration(con, load_configuration(leap_home / "config"))
-    return wh
 
 
 @pytest.fixture

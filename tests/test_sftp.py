@@ -10,11 +10,8 @@ import pytest
 from conftest import csv_text, good_row, partner_meter
 from sftp_support import FAST_SETTINGS, process_pending, sftp_server
 
-from leap_orchestration.config.loader import load_configuration
 from leap_orchestration.sftp import hostkeys
 from leap_orchestration.sftp.server import DEFAULT_BANNER
-from leap_orchestration.warehouse import Warehouse
-from leap_orchestration.warehouse.config_tables import replace_configuration
 
 A, B = "sunrise-energy", "gridflex"
 
@@ -23,14 +20,6 @@ A, B = "sunrise-energy", "gridflex"
 def server(leap_home):
     with sftp_server(leap_home) as srv:
         yield srv
-
-
-@pytest.fixture
-def warehouse(leap_home):
-    wh = Warehouse(leap_home / "warehouse.duckdb")
-    with wh.connect() as con:
-        replace_configuration(con, load_configuration(leap_home / "config"))
-    return wh
 
 
 def audit_lines(home):

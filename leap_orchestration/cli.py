@@ -139,8 +139,9 @@ def _demo_credential(partner: str) -> tuple[str, str]:
 
     credentials = PartnerCredentials(settings.credentials_path())
     saved = settings.leap_home() / DEMO_KEY_FILE
-    if saved.exists() and credentials.verify(partner, saved.read_text().strip()):
-        return partner, saved.read_text().strip()
+    kept = saved.read_text().strip() if saved.exists() else ""
+    if kept and credentials.verify(partner, kept):
+        return partner, kept
     _, api_key = credentials.add(partner)
     saved.write_text(api_key + "\n")
     saved.chmod(0o600)

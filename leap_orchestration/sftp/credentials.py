@@ -45,14 +45,16 @@ class PartnerCredentials:
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         con = sqlite3.connect(self.path, timeout=30)
+        if new:
+            self.path.chmod(0o600)  # hashes only, but still nobody else's business
         try:
             con.execute(_SCHEMA)
             with con:  # one transaction
                 yield con
         finally:
             con.close()
-        self.path.chmod(0o600)
 
     def add(self, partner_id: str) -> tuple[str, str]:
         """Create a key for the partner; returns (key id, API key). The key is shown once, never stored."""

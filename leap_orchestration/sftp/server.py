@@ -171,7 +171,7 @@ class _PartnerSftp(asyncssh.SFTPServer):
         except (NotFound, ValueError) as exc:  # ValueError: the store refused the key (a link, an escape)
             raise asyncssh.SFTPNoSuchFile(f"no such file or folder: {exc}") from None
         except Refused as exc:
-            self._refused("write", str(exc))
+            self._refused("upload", str(exc))
             raise asyncssh.SFTPPermissionDenied(str(exc)) from None
 
     def _refused(self, operation: str, detail: str) -> None:
@@ -215,10 +215,8 @@ class _PartnerSftp(asyncssh.SFTPServer):
             key = await self._call(self.view.upload_key, parts)
             spool = self.service.store.spool_dir() / f"{self.partner}-{uuid.uuid4().hex}.upload"
             return _Upload(key, parts[-1], spool)
-        key = await self._call(self.view.read_key, parts)
-        fh = await self._call(self.service.store.open_read, key)
-        size = (await self._call(self.service.store.stat, key)).size
-        return _Download(fh, size)
+        key, entry = await self._call(self.view.file, parts)
+        return _Download(await self._call(self.service.store.open_read, key), entry.size)
 
     async def read(self, file_obj, offset: int, size: int) -> bytes:
         self._touch()

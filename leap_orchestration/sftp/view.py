@@ -104,11 +104,12 @@ class PartnerView:
             raise Refused(f"{display(parts)} is waiting to be processed and can't be overwritten; upload under a new name")
         return self.key(parts)
 
-    def read_key(self, parts: tuple[str, ...]) -> str:
+    def file(self, parts: tuple[str, ...]) -> tuple[str, Entry]:
+        """The store key and entry of a file the partner may read; NotFound for folders and missing files."""
         entry = self.stat(parts)
         if entry.is_dir:
             raise NotFound(f"{display(parts)} is a folder")
-        return self.key(parts)
+        return self.key(parts), entry
 
 
 def _file(name: str, obj: StoredObject) -> Entry:

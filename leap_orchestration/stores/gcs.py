@@ -31,9 +31,7 @@ class GcsLandingStore(LandingStore):
         return list(self.inboxes)
 
     def list_files(self, prefix: str) -> list[StoredObject]:
-        blobs = self.client.list_blobs(self.bucket, prefix=prefix, delimiter="/")
-        found = [_stored(b) for b in blobs if b.name != prefix]
-        return sorted(found, key=lambda o: (o.mtime_ns, o.key))
+        return sorted(self.list_dir(prefix)[1], key=lambda o: (o.mtime_ns, o.key))
 
     def list_dir(self, prefix: str) -> tuple[list[str], list[StoredObject]]:
         pages = self.client.list_blobs(self.bucket, prefix=prefix, delimiter="/")

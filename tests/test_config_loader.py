@@ -120,13 +120,13 @@ def test_generator_output_equals_committed_folder(tmp_path):
 
 def test_duplicate_meter_id(cfg):
     shutil.copy(cfg / "meters/battery_001.xml", cfg / "meters/zz_copy.xml")
-    _edit(cfg / "meters/zz_copy.xml", 'meterNumber="1"', 'meterNumber="999"')
+    _edit(cfg / "meters/zz_copy.xml", 'meterNumber="5"', 'meterNumber="999"')
     _load_fails(cfg, "meters/zz_copy.xml", r"duplicate meter id .* \(also in meters/battery_001.xml\)")
 
 
 def test_duplicate_meter_number(cfg):
-    _edit(cfg / "meters/battery_002.xml", 'meterNumber="2"', 'meterNumber="1"')
-    _load_fails(cfg, "meters/battery_002.xml", r"duplicate meterNumber 1 \(also in meters/battery_001.xml\)")
+    _edit(cfg / "meters/battery_002.xml", 'meterNumber="6"', 'meterNumber="5"')
+    _load_fails(cfg, "meters/battery_002.xml", r"duplicate meterNumber 5 \(also in meters/battery_001.xml\)")
 
 
 def test_unknown_ownership_partner(cfg):

@@ -24,8 +24,11 @@ DEMO_PARTNERS = ("sunrise-energy", "voltstream", "gridflex")
 DEMO_PARTICIPANT = "participant_1"
 DEMO_CONNECTOR = "ext_conn1"
 START = "2024-01-01T00:00:00Z"
-# Meter number 5 (battery_005, California) moved from sunrise-energy to voltstream at this instant.
-TRANSFERRED_METER_NUMBER = 5
+# The GCS participant's meters come first (numbers 1-4) and are owned since 2021, so the data-upload guide's
+# download example, participant_1/<connector>/standardized/3/2021-11-08T14:00:00, works on the demo.
+PARTICIPANT_START = "2021-01-01T00:00:00Z"
+# Meter number 9 (battery_005, California) moved from sunrise-energy to voltstream at this instant.
+TRANSFERRED_METER_NUMBER = 9
 TRANSFER_AT = datetime(2025, 6, 1, tzinfo=UTC)
 _TRANSFER_AT_TEXT = "2025-06-01T00:00:00Z"
 
@@ -45,10 +48,12 @@ class DemoMeter(NamedTuple):
     timezone: str
     programs: tuple[str, ...]
     ownerships: tuple[tuple[str, str, str | None], ...]  # (partner, from, to)
+    enrolled_from: str
 
 
 # (owner, count, meter_type, device_type, customer_class, source, region, timezone, programs)
 _GROUPS = (
+    ("participant_1", 4, "utility_meter", "none", "commercial", "partner", "NY", "America/New_York", ("nyiso_commercial",)),
     ("sunrise-energy", 12, "device", "battery", "residential", "partner", "CA", "America/Los_Angeles", ("caiso_dsgs",)),
     ("sunrise-energy", 6, "device", "thermostat", "residential", "partner", "CA", "America/Los_Angeles", ("caiso_dsgs",)),
     ("sunrise-energy", 2, "device", "ev_charger", "residential", "partner", "CA", "America/Los_Angeles", ("caiso_dsgs",)),
@@ -60,7 +65,6 @@ _GROUPS = (
     ("gridflex", 4, "device", "ev_charger", "residential", "partner", "IL", "America/Chicago", ("pjm_residential",)),
     ("gridflex", 2, "submeter", "none", "industrial", "partner", "IL", "America/Chicago", ()),
     ("gridflex", 1, "utility_meter", "none", "residential", "utility", "IL", "America/Chicago", ()),
-    ("participant_1", 4, "utility_meter", "none", "commercial", "partner", "NY", "America/New_York", ("nyiso_commercial",)),
 )
 
 # (id, name, baseline, channel, holidayCalendar, clip, events[(id, start, end, type)])
@@ -101,7 +105,8 @@ def demo_meters() -> list[DemoMeter]:
         for _ in range(count):
             number = len(meters) + 1
             per_kind[kind] = per_kind.get(kind, 0) + 1
-            ownerships: tuple[tuple[str, str, str | None], ...] = ((owner, START, None),)
+            start = PARTICIPANT_START if owner == DEMO_PARTICIPANT else START
+            ownerships: tuple[tuple[str, str, str | None], ...] = ((owner, start, None),)
             current = owner
             if number == TRANSFERRED_METER_NUMBER:
                 ownerships = ((owner, START, _TRANSFER_AT_TEXT), ("voltstream", _TRANSFER_AT_TEXT, None))
@@ -109,7 +114,7 @@ def demo_meters() -> list[DemoMeter]:
             meters.append(
                 DemoMeter(
                     f"{kind}_{per_kind[kind]:03d}.xml", number, demo_meter_id(number), current, source,
-                    meter_type, device_type, customer_class, region, tz, programs, ownerships,
+                    meter_type, device_type, customer_class, region, tz, programs, ownerships, start,
                 )
             )
     return meters
@@ -152,7 +157,7 @@ def meter_xml(meter: DemoMeter) -> str:
                    region=meter.region, timezone=meter.timezone)
     lines = [f'<meter xmlns="{NAMESPACE}"', f"       {attrs}>"]
     lines += [f"  <ownership {_attrs(partner=p, from_=f, to=t)}/>" for p, f, t in meter.ownerships]
-    lines += [f"  <enrollment {_attrs(program=p, from_=START)}/>" for p in meter.programs]
+    lines += [f"  <enrollment {_attrs(program=p, from_=meter.enrolled_from)}/>" for p in meter.programs]
     lines.append("</meter>")
     return _document(lines)
 

@@ -1,4 +1,7 @@
-"""Intake: process complete pending uploads into accepted/ or failed/ and the warehouse tables."""
+"""Intake: process complete pending uploads, from SFTP partners and GCS connectors alike, into accepted/ or
+failed/ and the warehouse tables."""
+
+import dataclasses
 
 import dagster as dg
 
@@ -6,28 +9,49 @@ from leap_orchestration import settings
 from leap_orchestration.intake.discovery import settled_uploads
 from leap_orchestration.intake.process import Upload, process_upload
 from leap_orchestration.resources import LandingStoreResource, WarehouseResource
+from leap_orchestration.stores import LandingStore
 
 MAX_UPLOADS_PER_RUN = 200  # the whole-graph path catches up in several runs rather than one huge one
 
 
 class IntakeConfig(dg.Config):
-    """Which uploads to take: "<key>|<version>" entries from the sensor; none = every complete pending upload."""
+    """Which uploads to take.
+
+    `uploads` (the inbox sensor) and `connector_uploads` (the hourly landing-zone schedule) name exact file
+    versions, "<key>|<version>", in the partners' landing store and in the landing zone. With neither, the run
+    catches up on every complete pending upload of the stores named in `sources`.
+    """
 
     uploads: list[str] = []
+    connector_uploads: list[str] = []
+    sources: list[str] = ["partners", "connectors"]
 
 
-def _selected(config: IntakeConfig, landing) -> list[Upload]:
-    if not config.uploads:
-        return settled_uploads(landing, settings.settle_seconds())[:MAX_UPLOADS_PER_RUN]
+def _named(entries: list[str], landing: LandingStore) -> list[Upload]:
     # tenant and inbox come from the store itself, never from run config: a key must sit directly in an inbox
     inboxes = {inbox: tenant for tenant, inbox in landing.list_tenant_inboxes()}
     chosen = []
-    for entry in config.uploads:
+    for entry in entries:
         key, _, version = entry.rpartition("|")
         inbox = key.rsplit("/", 1)[0] + "/"
         obj = landing.stat(key) if inbox in inboxes else None
         if obj is not None and obj.version == version:
             chosen.append(Upload(inboxes[inbox], inbox, obj))
+    return chosen
+
+
+def _selected(config: IntakeConfig, landing_store: LandingStoreResource,
+              landing_zone: LandingStoreResource) -> list[tuple[LandingStore, Upload]]:
+    named = bool(config.uploads or config.connector_uploads)
+    chosen = []
+    for source, resource, entries in (("partners", landing_store, config.uploads),
+                                      ("connectors", landing_zone, config.connector_uploads)):
+        if (named and not entries) or (not named and source not in config.sources):
+            continue
+        store = resource.store()
+        uploads = _named(entries, store) if named else settled_uploads(store, settings.settle_seconds())[:MAX_UPLOADS_PER_RUN]
+        connectors = resource.connector_for_inbox()
+        chosen += [(store, dataclasses.replace(u, connector_id=connectors.get(u.inbox))) for u in uploads]
     return chosen
 
 
@@ -43,12 +67,12 @@ def _selected(config: IntakeConfig, landing) -> list[Upload]:
     group_name="intake",
     pool="duckdb",
 )
-def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig,
-                    landing_store: LandingStoreResource, warehouse: WarehouseResource):
-    landing, wh = landing_store.store(), warehouse.warehouse()
+def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, landing_store: LandingStoreResource,
+                    landing_zone: LandingStoreResource, warehouse: WarehouseResource):
+    wh = warehouse.warehouse()
     outcomes = []
-    for upload in _selected(config, landing):
-        outcome = process_upload(landing, wh, upload, run_id=context.run.run_id)
+    for store, upload in _selected(config, landing_store, landing_zone):
+        outcome = process_upload(store, wh, upload, run_id=context.run.run_id)
         context.log.info("%s %s: %s (%s rows, %s errors, job %s)", upload.tenant, upload.obj.name,
                          outcome.status, outcome.rows, outcome.errors, upload.job_id)
         outcomes.append(outcome)

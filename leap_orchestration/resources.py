@@ -12,8 +12,10 @@ import dagster as dg
 from dagster_gcp import GCSResource
 
 from leap_orchestration import settings
-from leap_orchestration.config.loader import default_config_dir
+from leap_orchestration.config.loader import default_config_dir, load_configuration
+from leap_orchestration.config.models import Connector
 from leap_orchestration.stores import LandingStore, LocalLandingStore
+from leap_orchestration.stores.buckets import BucketStore, GcsBuckets, LocalBuckets
 from leap_orchestration.warehouse import Warehouse
 
 
@@ -21,9 +23,13 @@ class LandingStoreResource(dg.ConfigurableResource):
     def store(self) -> LandingStore:
         raise NotImplementedError
 
+    def connector_for_inbox(self) -> dict[str, str]:
+        """inbox prefix -> connector id, for a landing zone of GCS connectors (empty for SFTP partners)."""
+        return {}
+
 
 class LocalLandingStoreResource(LandingStoreResource):
-    """The embedded default: a folder, $LEAP_HOME/landing."""
+    """The embedded default for SFTP partners: a folder, $LEAP_HOME/landing."""
 
     root: str
 
@@ -32,8 +38,33 @@ class LocalLandingStoreResource(LandingStoreResource):
         return LocalLandingStore(self.root)
 
 
-class GcsLandingStoreResource(LandingStoreResource):
-    """The landing zone on GCS: a bucket whose tenants are the connectors of properties.xml.
+class _ConnectorLandingZone(LandingStoreResource):
+    """A landing zone whose tenants are the connectors of properties.xml (read on every use: no restart)."""
+
+    config_path: str
+
+    def connectors(self) -> tuple[Connector, ...]:
+        return load_configuration(Path(self.config_path)).properties.connectors
+
+    def inboxes(self) -> list[tuple[str, str]]:
+        return load_configuration(Path(self.config_path)).properties.connector_inboxes()
+
+    def connector_for_inbox(self) -> dict[str, str]:
+        return {c.inbox_prefix: c.connector_id for c in self.connectors()}
+
+
+class LocalLandingZoneResource(_ConnectorLandingZone):
+    """The landing zone on one machine: a folder standing in for the bucket, $LEAP_HOME/buckets/landing_zone."""
+
+    root: str
+
+    def store(self) -> LandingStore:
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        return LocalLandingStore(self.root, inboxes=self.inboxes())
+
+
+class GcsLandingStoreResource(_ConnectorLandingZone):
+    """The landing zone on GCS: the `landing_zone` bucket.
 
     The client comes from `dagster_gcp.GCSResource` (so credentials and project are configured the Dagster way;
     with STORAGE_EMULATOR_HOST set, google-cloud-storage talks to an emulator instead).
@@ -41,14 +72,35 @@ class GcsLandingStoreResource(LandingStoreResource):
 
     gcs: GCSResource
     bucket: str = "landing_zone"
-    config_path: str
 
     def store(self) -> LandingStore:
-        from leap_orchestration.config.loader import load_configuration
-        from leap_orchestration.stores.gcs import GcsLandingStore, connector_inboxes
+        from leap_orchestration.stores.gcs import GcsLandingStore
 
-        inboxes = connector_inboxes(load_configuration(Path(self.config_path)))
-        return GcsLandingStore(self.gcs.get_client(), self.bucket, inboxes)
+        return GcsLandingStore(self.gcs.get_client(), self.bucket, self.inboxes())
+
+
+class BucketStoreResource(dg.ConfigurableResource):
+    """Participant buckets, where standardized meter-hours are published for download by path."""
+
+    def buckets(self) -> BucketStore:
+        raise NotImplementedError
+
+
+class LocalBucketsResource(BucketStoreResource):
+    """One folder per bucket under $LEAP_HOME/buckets."""
+
+    root: str
+
+    def buckets(self) -> BucketStore:
+        return LocalBuckets(self.root)
+
+
+class GcsBucketsResource(BucketStoreResource):
+    gcs: GCSResource
+    max_workers: int = 32  # parallel uploads: each small object is one HTTP request
+
+    def buckets(self) -> BucketStore:
+        return GcsBuckets(self.gcs.get_client(), self.max_workers)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -70,8 +122,19 @@ class ConfigurationResource(dg.ConfigurableResource):
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    return {
+    """Embedded defaults; LEAP_LANDING_ZONE=gcs puts the landing zone and participant buckets on GCS."""
+    config = str(default_config_dir())
+    resources: dict[str, dg.ConfigurableResource] = {
         "landing_store": LocalLandingStoreResource(root=str(settings.landing_root())),
         "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
-        "configuration": ConfigurationResource(path=str(default_config_dir())),
+        "configuration": ConfigurationResource(path=config),
     }
+    if settings.landing_zone_backend() == "gcs":
+        gcs = GCSResource(project=settings.gcs_project())
+        resources["landing_zone"] = GcsLandingStoreResource(gcs=gcs, bucket=settings.landing_zone_bucket(), config_path=config)
+        resources["participant_buckets"] = GcsBucketsResource(gcs=gcs)
+    else:
+        resources["landing_zone"] = LocalLandingZoneResource(
+            root=str(settings.buckets_root() / settings.landing_zone_bucket()), config_path=config)
+        resources["participant_buckets"] = LocalBucketsResource(root=str(settings.buckets_root()))
+    return resources

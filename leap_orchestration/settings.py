@@ -14,6 +14,28 @@ def landing_root() -> Path:
     return leap_home() / "landing"
 
 
+def buckets_root() -> Path:
+    """Stand-in for GCS on one machine: a folder per bucket (the landing zone and participant buckets)."""
+    return leap_home() / "buckets"
+
+
+def landing_zone_backend() -> str:
+    """`local` (default: folders under buckets_root) or `gcs` (google-cloud-storage; honours STORAGE_EMULATOR_HOST)."""
+    backend = os.environ.get("LEAP_LANDING_ZONE", "local").strip().lower()
+    if backend not in ("local", "gcs"):
+        raise ValueError(f"LEAP_LANDING_ZONE must be 'local' or 'gcs', not {backend!r}")
+    return backend
+
+
+def landing_zone_bucket() -> str:
+    return os.environ.get("LEAP_LANDING_ZONE_BUCKET", "landing_zone")
+
+
+def gcs_project() -> str | None:
+    """The GCP project of the client (google-cloud-storage infers it from the credentials when unset)."""
+    return os.environ.get("LEAP_GCS_PROJECT") or None
+
+
 def warehouse_path() -> Path:
     return leap_home() / "warehouse.duckdb"
 

@@ -9,7 +9,13 @@ from conftest import csv_text, good_row, partner_meter
 
 from leap_orchestration.intake.process import Upload
 from leap_orchestration.intake.tick import plan_tick
-from leap_orchestration.resources import ConfigurationResource, LocalLandingStoreResource, WarehouseResource
+from leap_orchestration.resources import (
+    ConfigurationResource,
+    LocalBucketsResource,
+    LocalLandingStoreResource,
+    LocalLandingZoneResource,
+    WarehouseResource,
+)
 from leap_orchestration.stores import StoredObject
 
 # Renaming an asset or changing the graph is a deliberate act: update this snapshot with it.
@@ -18,6 +24,7 @@ GRAPH = {
     "upload_errors": [],
     "interval_readings": [],
     "uploads": ["meter_configuration"],
+    "standardized_meter_hours": ["interval_readings", "meter_configuration"],
 }
 
 
@@ -31,11 +38,15 @@ def test_definitions_load_and_graph_snapshot():
     # every asset writes DuckDB, so every one runs in the 'duckdb' pool (limit 1 in dagster.yaml)
     assert {k.to_user_string(): graph.get(k).pools for k in graph.get_all_asset_keys()} == {k: {"duckdb"} for k in GRAPH}
     assert {s.name for s in defs.sensors} == {"landing_inbox_sensor", "configuration_sensor"}
+    assert {(s.name, s.cron_schedule, s.job_name) for s in defs.schedules} == {
+        ("landing_zone_schedule", "0 * * * *", "landing_zone_connector")}
 
 
 def resources(home):
     return {
         "landing_store": LocalLandingStoreResource(root=str(home / "landing")),
+        "landing_zone": LocalLandingZoneResource(root=str(home / "buckets" / "landing_zone"), config_path=str(home / "config")),
+        "participant_buckets": LocalBucketsResource(root=str(home / "buckets")),
         "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
         "configuration": ConfigurationResource(path=str(home / "config")),
     }

@@ -11,14 +11,14 @@ from google.cloud import storage
 from sftp_support import process_pending, sftp_server
 
 from leap_orchestration.config.loader import load_configuration
-from leap_orchestration.stores.gcs import GcsLandingStore, connector_inboxes
+from leap_orchestration.stores.gcs import GcsLandingStore
 
 PARTICIPANT, PREFIX = "participant_1", "ext_conn1/"
 
 
 @pytest.fixture
 def store(gcs_client, landing_bucket, leap_home):
-    inboxes = connector_inboxes(load_configuration(leap_home / "config"))
+    inboxes = load_configuration(leap_home / "config").properties.connector_inboxes()
     assert inboxes == [(PARTICIPANT, PREFIX)]
     return GcsLandingStore(gcs_client, landing_bucket, inboxes)
 

@@ -91,6 +91,10 @@ class Properties:
     def connectors(self) -> tuple[Connector, ...]:
         return tuple(c for p in self.participants for c in p.connectors)
 
+    def connector_inboxes(self) -> list[tuple[str, str]]:
+        """(participant, inbox prefix) of every connector: the tenants of the landing zone."""
+        return [(c.participant_id, c.inbox_prefix) for c in self.connectors]
+
     def sftp_partner(self, partner_id: str) -> SftpPartner | None:
         return next((p for p in self.sftp_partners if p.partner_id == partner_id), None)
 

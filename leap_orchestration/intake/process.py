@@ -33,6 +33,7 @@ class Upload:
     tenant: str
     inbox: str  # prefix ending in '/'
     obj: StoredObject
+    connector_id: str | None = None  # the GCS connector whose inbox it is (None: an SFTP partner's)
 
     @property
     def job_id(self) -> str:
@@ -100,7 +101,7 @@ def _validate_and_load(store: LandingStore, con, upload: Upload, run_id: str | N
     tables.start_job(
         con, upload_id=upload.upload_id, tenant=upload.tenant, name=upload.obj.name, key=upload.obj.key,
         version=upload.obj.version, size=upload.obj.size, job_id=upload.job_id, received_at=upload.received_at,
-        run_id=run_id,
+        run_id=run_id, connector_id=upload.connector_id,
     )
     meters = PartnerMeters.from_ownership(tables.partner_ownership(con), upload.tenant, upload.received_at)
     with store.open_read(upload.obj.key) as raw:

@@ -23,7 +23,7 @@ READ_CHUNK = 8 * 1024 * 1024
 class GcsLandingStore(LandingStore):
     def __init__(self, client: storage.Client, bucket: str, inboxes: list[tuple[str, str]]):
         """`inboxes`: (tenant, inbox prefix) pairs; for a connector the tenant is its participant, whose meters
-        the uploads must be for (see `connector_inboxes`)."""
+        the uploads must be for (see `Properties.connector_inboxes`)."""
         self.client, self.bucket = client, client.bucket(bucket)
         self.inboxes = sorted((tenant, prefix if prefix.endswith("/") else prefix + "/") for tenant, prefix in inboxes)
 
@@ -86,11 +86,6 @@ class GcsLandingStore(LandingStore):
             raise FileExistsError(key) from None
         Path(source).unlink()
         return _stored(self.bucket.get_blob(key))
-
-
-def connector_inboxes(configuration) -> list[tuple[str, str]]:
-    """(participant, inbox prefix) of every connector in properties.xml."""
-    return [(c.participant_id, c.inbox_prefix) for p in configuration.properties.participants for c in p.connectors]
 
 
 def _stored(blob) -> StoredObject:

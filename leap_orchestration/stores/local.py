@@ -18,8 +18,11 @@ PUBLISHED = ".published"  # <key> -> version of a file that was published whole
 
 
 class LocalLandingStore(LandingStore):
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, inboxes: list[tuple[str, str]] | None = None):
+        """`inboxes`: fixed (tenant, inbox prefix) pairs, as for a landing zone of connectors; by default every
+        `<partner>/interval-data/` folder is an inbox (SFTP partners)."""
         self.root = Path(root).resolve()
+        self.inboxes = None if inboxes is None else sorted(inboxes)
 
     def path(self, key: str) -> Path:
         """The file of `key`; refuses keys that escape the root or pass through a symlink (even one pointing
@@ -33,6 +36,8 @@ class LocalLandingStore(LandingStore):
         return path
 
     def list_tenant_inboxes(self) -> list[tuple[str, str]]:
+        if self.inboxes is not None:
+            return list(self.inboxes)
         # A tenant inbox is any '<tenant>/interval-data/' folder: SFTP partners get one when they are added.
         if not self.root.is_dir():
             return []

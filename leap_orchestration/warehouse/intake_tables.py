@@ -33,13 +33,14 @@ def get_upload(con: duckdb.DuckDBPyConnection, upload_id: str) -> dict | None:
     return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def start_job(con, *, upload_id, tenant, name, key, version, size, job_id, received_at, run_id) -> None:
-    run(con, 
+def start_job(con, *, upload_id, tenant, name, key, version, size, job_id, received_at, run_id,
+              connector_id=None) -> None:
+    run(con,
         """INSERT INTO uploads (upload_id, tenant, file_name, source_key, version, size_bytes, job_id, status,
-                                received_at, run_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'PROCESSING', ?, ?)
+                                received_at, run_id, connector_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'PROCESSING', ?, ?, ?)
            ON CONFLICT (upload_id) DO UPDATE SET status = 'PROCESSING', run_id = excluded.run_id""",
-        [upload_id, tenant, name, key, version, size, job_id, received_at, run_id],
+        [upload_id, tenant, name, key, version, size, job_id, received_at, run_id, connector_id],
     )
 
 

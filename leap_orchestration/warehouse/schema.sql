@@ -19,8 +19,10 @@ CREATE TABLE IF NOT EXISTS uploads (
     run_id VARCHAR,                     -- the Dagster run that processed it
     result_keys VARCHAR[],
     elapsed_ms BIGINT,
-    summary JSON                        -- [[column, code, count], ...] exact, errors and warnings
+    summary JSON,                       -- [[column, code, count], ...] exact, errors and warnings
+    connector_id VARCHAR                -- the GCS connector that delivered it (NULL: an SFTP partner's upload)
 );
+ALTER TABLE uploads ADD COLUMN IF NOT EXISTS connector_id VARCHAR;  -- warehouses created before connectors
 CREATE TABLE IF NOT EXISTS upload_errors (
     job_id VARCHAR NOT NULL,
     line BIGINT,
@@ -109,4 +111,27 @@ CREATE TABLE IF NOT EXISTS config_loads (
     meters BIGINT,
     programs BIGINT,
     events BIGINT
+);
+
+-- What the landing-zone connector published: one row per connector, meter and UTC hour (the object's content),
+-- so a run republishes only hours whose values changed. See leap_orchestration/standardized/publish.py.
+CREATE TABLE IF NOT EXISTS standardized_hours (
+    connector_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    hour_start_utc TIMESTAMPTZ NOT NULL,
+    bucket VARCHAR NOT NULL,
+    object_key VARCHAR NOT NULL,
+    usage_kwh DOUBLE NOT NULL,
+    consumed_kwh DOUBLE,
+    generated_kwh DOUBLE,
+    final BOOLEAN NOT NULL,
+    revision INTEGER NOT NULL,
+    published_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR,
+    PRIMARY KEY (connector_id, meter_id, hour_start_utc)
+);
+-- Accepted uploads whose hours have been standardized (all their objects written).
+CREATE TABLE IF NOT EXISTS standardized_jobs (
+    job_id VARCHAR PRIMARY KEY,
+    standardized_at TIMESTAMPTZ NOT NULL
 );

@@ -1,0 +1,87 @@
+"""Participant buckets: where the landing-zone connector publishes standardized data for download by path.
+
+Unlike the landing store, this is a plain object namespace the pipeline owns: objects are overwritten when an
+hour is republished. GCS at scale (one bucket per participant); a folder per bucket on one machine.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from leap_orchestration.stores.base import check_key
+
+XML_CONTENT_TYPE = "application/xml"
+
+
+class BucketStore(ABC):
+    @abstractmethod
+    def put_many(self, bucket: str, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
+        """Write (key, bytes) objects, overwriting; one result per object (None = written)."""
+
+    @abstractmethod
+    def get(self, bucket: str, key: str) -> bytes | None: ...
+
+
+class LocalBuckets(BucketStore):
+    """`<root>/<bucket>/<key>`; each object is written whole (temp file, then rename)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+
+    def _path(self, bucket: str, key: str) -> Path:
+        return self.root / check_key(bucket) / check_key(key)
+
+    def put_many(self, bucket: str, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
+        results: list[Exception | None] = []
+        for key, data in objects:
+            try:
+                path = self._path(bucket, key)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+                results.append(None)
+            except OSError as exc:
+                results.append(exc)
+        return results
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        path = self._path(bucket, key)
+        return path.read_bytes() if path.is_file() else None
+
+
+class GcsBuckets(BucketStore):
+    """Uploads in parallel threads through google-cloud-storage's transfer manager.
+
+    Each object is one HTTP request (GCS has no batch upload), so throughput comes from concurrency; the
+    client's connection pool is widened to match, or threads would queue for (and re-open) connections.
+    """
+
+    def __init__(self, client, max_workers: int = 32):
+        from requests.adapters import HTTPAdapter
+
+        self.client, self.max_workers = client, max_workers
+        session = getattr(client, "_http", None)
+        if session is not None and hasattr(session, "mount"):
+            for scheme in ("http://", "https://"):
+                session.mount(scheme, HTTPAdapter(pool_connections=4, pool_maxsize=max_workers))
+
+    def put_many(self, bucket: str, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
+        from google.cloud.storage import transfer_manager
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        target = self.client.bucket(bucket)
+        pairs = [(io.BytesIO(data), target.blob(check_key(key))) for key, data in objects]
+        return transfer_manager.upload_many(
+            pairs, upload_kwargs={"content_type": XML_CONTENT_TYPE, "retry": DEFAULT_RETRY},  # rewriting is idempotent worker_type=transfer_manager.THREAD,
+            max_workers=self.max_workers, raise_exception=False,
+        )
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        blob = self.client.bucket(bucket).get_blob(check_key(key))
+        return None if blob is None else blob.download_as_bytes()

@@ -1,0 +1,122 @@
+"""A permission-enforcing proxy in front of fake-gcs-server, playing one connector's service account.
+
+The emulator has no IAM, so this stands in for the guide's conditional binding: roles Storage Object Creator and
+Storage Object Viewer on objects under the connector's prefix of the landing bucket, and nothing else. So:
+create an object under the prefix (never over an existing one: the creator role has no delete, and an
+overwrite is a delete), read an object's metadata or bytes under the prefix, and no listing anywhere. Anything
+else gets the 403 that GCS returns, and is recorded in `denied`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import re
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_OBJECT = re.compile(r"^/(?:download/)?storage/v1/b/(?P<bucket>[^/]+)/o/(?P<name>[^/]+)$")
+_UPLOAD = re.compile(r"^/upload/storage/v1/b/(?P<bucket>[^/]+)/o$")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
+
+
+class ConnectorProxy:
+    def __init__(self, upstream: str, bucket: str, prefix: str):
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.bucket, self.prefix = bucket, prefix
+        self.denied: list[str] = []
+        self.allowed: list[str] = []
+
+    # --- policy ------------------------------------------------------------------------------------------
+    def decide(self, method: str, path: str, query: dict, body: bytes) -> str | None:
+        """None if allowed, else the reason (the missing permission)."""
+        if m := _OBJECT.match(path):
+            name = urllib.parse.unquote(m["name"])
+            if method != "GET":
+                return "storage.objects.delete/update"
+            if m["bucket"] != self.bucket or not name.startswith(self.prefix):
+                return "storage.objects.get (outside the connector's prefix)"
+            return None
+        if (m := _UPLOAD.match(path)) and method == "POST":
+            name = query.get("name") or _multipart_name(body)
+            if m["bucket"] != self.bucket or not name or not name.startswith(self.prefix):
+                return "storage.objects.create (outside the connector's prefix)"
+            if query.get("uploadType") == "resumable":
+                return "resumable uploads (not supported by this test proxy)"
+            if self._exists(name):
+                return "storage.objects.delete (an overwrite replaces an existing object)"
+            return None
+        if method == "GET" and re.match(r"^/storage/v1/b/[^/]+/o$", path):
+            return "storage.objects.list"
+        return "not granted"
+
+    def _exists(self, name: str) -> bool:
+        status, _, _ = self._forward("GET", f"/storage/v1/b/{self.bucket}/o/{urllib.parse.quote(name, safe='')}", {}, b"")
+        return status == 200
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+    def _forward(self, method: str, target: str, headers: dict, body: bytes):
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        try:
+            conn.request(method, target, body=body or None, headers={**headers, "Content-Length": str(len(body))})
+            resp = conn.getresponse()
+            return resp.status, [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP], resp.read()
+        finally:
+            conn.close()
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                split = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(split.query))
+                reason = proxy.decide(self.command, split.path, query, body)
+                line = f"{self.command} {self.path}"
+                if reason is not None:
+                    proxy.denied.append(f"{line} -> {reason}")
+                    payload = json.dumps({"error": {"code": 403, "message": f"connector may not: {reason}",
+                                                    "errors": [{"reason": "forbidden", "message": reason}]}}).encode()
+                    self._reply(403, [("Content-Type", "application/json")], payload)
+                    return
+                proxy.allowed.append(line)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                self._reply(*proxy._forward(self.command, self.path, headers, body))
+
+            def _reply(self, status, headers, payload):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+            def log_message(self, *args):  # quiet: the test asserts on proxy.denied instead
+                pass
+
+        return Handler
+
+    @contextlib.contextmanager
+    def running(self):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+def _multipart_name(body: bytes) -> str | None:
+    """The object name in the JSON metadata part of a multipart upload."""
+    match = re.search(rb'\{[^{}]*"name"\s*:\s*"((?:[^"\\]|\\.)*)"[^{}]*\}', body)
+    return json.loads(b'"' + match.group(1) + b'"') if match else None

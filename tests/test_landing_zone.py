@@ -1,0 +1,235 @@
+"""The hourly landing-zone connector: GCS connectors' files through intake, then standardized meter-hours."""
+
+import datetime as dt
+import json
+import time
+import uuid
+
+import dagster as dg
+import pytest
+from conftest import csv_text
+from test_dagster import resources as local_resources
+
+from leap_orchestration.config.demo_config import demo_meters
+from leap_orchestration.standardized import meter_data
+from leap_orchestration.standardized.publish import publish_standardized
+from leap_orchestration.stores.buckets import LocalBuckets
+
+PARTICIPANT, CONNECTOR, PREFIX = "participant_1", "ext_conn1", "ext_conn1/"
+METER_3 = next(m for m in demo_meters() if m.meter_number == 3)
+assert METER_3.owner == PARTICIPANT
+HOUR_KEY = "ext_conn1/standardized/3/2021-11-08T14:00:00"
+
+
+def quarter_rows(meter_id: str, hour: str, consumed: list[float], start_quarter: int = 0, final: str = "true") -> list[str]:
+    """15-minute rows of one UTC hour ('2021-11-08T14'), from quarter `start_quarter` on."""
+    base = dt.datetime.fromisoformat(hour + ":00:00+00:00")
+    rows = []
+    for i, value in enumerate(consumed, start=start_quarter):
+        start, end = base + dt.timedelta(minutes=15 * i), base + dt.timedelta(minutes=15 * (i + 1))
+        rows.append(",".join([meter_id, start.strftime("%Y-%m-%dT%H:%M:%SZ"), end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                              "", str(value), "0.5", final, "NY"]))
+    return rows
+
+
+def drop_connector_file(home, name, rows):
+    path = home / "buckets" / "landing_zone" / PREFIX / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(csv_text(*rows))
+    return path
+
+
+def run_connector_job(home, **resource_overrides):
+    from assets.configuration import meter_configuration
+    from assets.intake import interval_intake
+    from assets.landing_zone import standardized_meter_hours
+
+    time.sleep(0.25)  # LEAP_SETTLE_SECONDS is 0.2 s in tests
+    result = dg.materialize(
+        [meter_configuration, interval_intake, standardized_meter_hours],
+        resources={**local_resources(home), **resource_overrides},
+        run_config=dg.RunConfig(ops={"interval_intake": {"config": {"sources": ["connectors"]}}}),
+        raise_on_error=False,
+    )
+    return result
+
+
+def published_metadata(result):
+    (mat,) = [m for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == "standardized_meter_hours"]
+    return {k: v.value for k, v in mat.materialization.metadata.items()}
+
+
+# --- the document ------------------------------------------------------------------------------------------
+
+
+def test_meter_data_document_validates_and_round_trips():
+    hour = meter_data.MeterHour("meters/utility_meter_003.xml", 3, dt.datetime(2021, 11, 8, 14, tzinfo=dt.UTC),
+                                usage_kwh=0.1 + 0.2, consumed_kwh=2.3, generated_kwh=None, final=False, revision=2)
+    doc = meter_data.render(hour, "creator <&> test", dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    fields = meter_data.parse(doc)
+    assert fields == {"meterURI": "meters/utility_meter_003.xml", "meterNumber": "3",
+                      "startTime": "2021-11-08T14:00:00Z", "endTime": "2021-11-08T15:00:00Z", "usage": "0.3",
+                      "consumed": "2.3", "final": "false", "creator": "creator <&> test",
+                      "creationDate": "2026-01-02T03:04:05Z", "revision": "2"}
+    assert b"<bm:meterData" in doc and b'unit="kWh"' in doc
+    assert meter_data.object_key("c", 3, dt.datetime(2021, 11, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=-5)))) \
+        == "c/standardized/3/2021-11-08T14:00:00"
+    with pytest.raises(ValueError, match="not a valid bm:meterData"):
+        meter_data.parse(doc.replace(b"<bm:usage", b"<bm:usageX").replace(b"</bm:usage>", b"</bm:usageX>"))
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.0, "0"), (-0.0000001, "0"), (1e-5, "0.00001"), (12.5, "12.5"),
+                                              (0.1 + 0.2, "0.3"), (-3.25, "-3.25"), (1234567.0, "1234567")])
+def test_kwh_is_fixed_point(value, text):
+    hour = meter_data.MeterHour("m", 1, dt.datetime(2021, 1, 1, tzinfo=dt.UTC), value, None, None, True)
+    assert meter_data.parse(meter_data.render(hour, "c", dt.datetime.now(dt.UTC)))["usage"] == text
+
+
+# --- the job on the local stand-in (a folder per bucket) -----------------------------------------------------
+
+
+def test_connector_job_publishes_complete_hours_and_republishes_what_changes(leap_home):
+    meter = METER_3.meter_id
+    drop_connector_file(leap_home, "first.csv", quarter_rows(meter, "2021-11-08T14", [1.0, 2.0, 3.0, 4.0])
+                        + quarter_rows(meter, "2021-11-08T15", [1.0, 1.0]))  # 15:00 is half an hour: not published
+    first = run_connector_job(leap_home)
+    assert first.success
+    buckets = LocalBuckets(leap_home / "buckets")
+    doc = meter_data.parse(buckets.get(PARTICIPANT, HOUR_KEY))
+    # net = consumed - generated (0.5 per quarter)
+    assert (doc["usage"], doc["consumed"], doc["generated"], doc["revision"]) == ("8", "10", "2", "1")
+    assert doc["meterURI"] == f"meters/{METER_3.file_name}" and doc["startTime"] == "2021-11-08T14:00:00Z"
+    assert buckets.get(PARTICIPANT, "ext_conn1/standardized/3/2021-11-08T15:00:00") is None
+    assert published_metadata(first)["published_this_run"] == 1
+    status = json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/first.csv.json").read_text())
+    assert status["status"] == "COMPLETED" and status["rows"] == 6
+
+    # a later upload completes 15:00 and corrects one reading of 14:00: both hours go out, 14:00 as revision 2
+    drop_connector_file(leap_home, "second.csv", quarter_rows(meter, "2021-11-08T14", [2.5], start_quarter=1)
+                        + quarter_rows(meter, "2021-11-08T15", [1.0, 1.0], start_quarter=2))
+    second = run_connector_job(leap_home)
+    assert second.success and published_metadata(second)["published_this_run"] == 2
+    assert published_metadata(second)["republished_this_run"] == 1
+    doc = meter_data.parse(buckets.get(PARTICIPANT, HOUR_KEY))
+    assert (doc["usage"], doc["revision"]) == ("8.5", "2")
+    assert meter_data.parse(buckets.get(PARTICIPANT, "ext_conn1/standardized/3/2021-11-08T15:00:00"))["usage"] == "2"
+
+    # an upload that repeats the same values changes nothing: nothing is rewritten
+    drop_connector_file(leap_home, "same.csv", quarter_rows(meter, "2021-11-08T15", [1.0, 1.0]))
+    third = run_connector_job(leap_home)
+    assert third.success and published_metadata(third)["published_this_run"] == 0
+    assert published_metadata(third)["uploads_standardized"] == 1
+
+
+def test_failed_upload_publishes_nothing_and_is_reported_by_name(leap_home):
+    meter = METER_3.meter_id
+    drop_connector_file(leap_home, "bad.csv", quarter_rows(meter, "2021-11-08T14", [1.0, -2.0, 3.0, 4.0]))
+    result = run_connector_job(leap_home)
+    assert result.success and published_metadata(result)["published_this_run"] == 0
+    status = json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/bad.csv.json").read_text())
+    assert status["status"] == "FAILED" and status["errors"] == 1
+    assert (leap_home / "buckets/landing_zone/ext_conn1/failed/bad.csv/bad.csv").exists()
+
+
+def test_a_crash_while_publishing_is_recovered_by_the_next_run(leap_home):
+    """Objects that could not be written fail the run; the next run writes exactly those, and no job is lost."""
+    from leap_orchestration.resources import LocalBucketsResource
+
+    class FlakyBuckets(LocalBuckets):
+        fail_keys: set = set()
+
+        def put_many(self, bucket, objects):
+            written = super().put_many(bucket, [o for o in objects if o[0] not in self.fail_keys])
+            results = iter(written)
+            return [OSError("injected") if key in self.fail_keys else next(results) for key, _ in objects]
+
+    class FlakyResource(LocalBucketsResource):
+        def buckets(self):
+            return FlakyBuckets(self.root)
+
+    meter = METER_3.meter_id
+    drop_connector_file(leap_home, "day.csv", quarter_rows(meter, "2021-11-08T14", [1, 1, 1, 1])
+                        + quarter_rows(meter, "2021-11-08T15", [2, 2, 2, 2]))
+    FlakyBuckets.fail_keys = {"ext_conn1/standardized/3/2021-11-08T15:00:00"}
+    flaky = FlakyResource(root=str(leap_home / "buckets"))
+    assert not run_connector_job(leap_home, participant_buckets=flaky).success
+    buckets = LocalBuckets(leap_home / "buckets")
+    assert buckets.get(PARTICIPANT, HOUR_KEY) is not None
+    FlakyBuckets.fail_keys = set()
+    again = run_connector_job(leap_home, participant_buckets=flaky)
+    assert again.success
+    meta = published_metadata(again)
+    assert (meta["published_this_run"], meta["uploads_standardized"]) == (1, 1)  # only the missing hour
+    assert meter_data.parse(buckets.get(PARTICIPANT, "ext_conn1/standardized/3/2021-11-08T15:00:00"))["usage"] == "6"
+
+
+def test_hours_are_utc_across_a_daylight_saving_change(warehouse, leap_home):
+    """2021-11-07 06:00 UTC is 01:00 EST, the repeated local hour: objects are named by UTC, one per hour."""
+    from leap_orchestration.intake.process import Upload, process_upload
+    from leap_orchestration.stores import LocalLandingStore
+
+    store = LocalLandingStore(leap_home / "zone", inboxes=[(PARTICIPANT, PREFIX)])
+    rows = quarter_rows(METER_3.meter_id, "2021-11-07T05", [1, 1, 1, 1]) + quarter_rows(METER_3.meter_id, "2021-11-07T06", [2, 2, 2, 2])
+    store.write_bytes(PREFIX + "dst.csv", csv_text(*rows))
+    (obj,) = store.list_files(PREFIX)
+    assert process_upload(store, warehouse, Upload(PARTICIPANT, PREFIX, obj, CONNECTOR)).status == "COMPLETED"
+    buckets = LocalBuckets(leap_home / "out")
+    from leap_orchestration.config.loader import load_configuration
+
+    report = publish_standardized(warehouse, buckets, list(load_configuration(leap_home / "config").properties.connectors))
+    assert report.published == 2
+    assert meter_data.parse(buckets.get(PARTICIPANT, "ext_conn1/standardized/3/2021-11-07T05:00:00"))["usage"] == "2"
+    assert meter_data.parse(buckets.get(PARTICIPANT, "ext_conn1/standardized/3/2021-11-07T06:00:00"))["usage"] == "6"
+
+
+# --- the hourly schedule ------------------------------------------------------------------------------------
+
+
+def test_schedule_lists_the_landing_zone_and_keys_runs_by_generation(leap_home):
+    from leap_orchestration.resources import LocalLandingZoneResource
+    from sensors.landing_zone import MAX_UPLOADS_PER_RUN, landing_zone_schedule
+
+    zone = LocalLandingZoneResource(root=str(leap_home / "buckets" / "landing_zone"), config_path=str(leap_home / "config"))
+    tick = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(instance=instance, resources={"landing_zone": zone}, scheduled_execution_time=tick)
+        (idle,) = landing_zone_schedule(ctx)  # nothing new: one run that only publishes
+        assert idle.run_key == "landing-zone-20261121T10-publish"
+        assert idle.run_config["ops"]["interval_intake"]["config"] == {"sources": []}
+
+        for i in range(MAX_UPLOADS_PER_RUN + 1):
+            drop_connector_file(leap_home, f"f{i:03d}.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1]))
+        time.sleep(0.25)
+        requests = landing_zone_schedule(ctx)
+        assert [len(r.run_config["ops"]["interval_intake"]["config"]["connector_uploads"]) for r in requests] == [MAX_UPLOADS_PER_RUN, 1]
+        again = landing_zone_schedule(ctx)  # the same tick evaluated twice: the same run keys
+        assert [r.run_key for r in again] == [r.run_key for r in requests]
+        status = json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/f000.csv.json").read_text())
+        assert status["status"] == "QUEUED"
+
+
+def test_job_launched_from_the_schedule_config_takes_exactly_the_named_files(leap_home):
+    from leap_orchestration.resources import LocalLandingZoneResource
+    from sensors.landing_zone import landing_zone_schedule
+
+    drop_connector_file(leap_home, "named.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1, 1, 1, 1]))
+    time.sleep(0.25)
+    zone = LocalLandingZoneResource(root=str(leap_home / "buckets" / "landing_zone"), config_path=str(leap_home / "config"))
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(instance=instance, resources={"landing_zone": zone},
+                                        scheduled_execution_time=dt.datetime(2026, 11, 21, 11, tzinfo=dt.UTC))
+        (request,) = landing_zone_schedule(ctx)
+    drop_connector_file(leap_home, "later.csv", quarter_rows(METER_3.meter_id, "2021-11-08T15", [1, 1, 1, 1]))
+    from assets.configuration import meter_configuration
+    from assets.intake import interval_intake
+    from assets.landing_zone import standardized_meter_hours
+
+    result = dg.materialize([meter_configuration, interval_intake, standardized_meter_hours],
+                            resources=local_resources(leap_home), run_config=request.run_config)
+    assert result.success
+    inbox = leap_home / "buckets/landing_zone/ext_conn1"
+    assert (inbox / "accepted/named.csv/named.csv").exists() and (inbox / "later.csv").exists()
+
+
+def unique_name(stem: str) -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}.csv"

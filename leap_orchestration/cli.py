@@ -106,6 +106,9 @@ def demo(no_serve: bool) -> None:
     first_partner, files = next(iter(written.items()))
     click.echo(f"\nDrop a file into a partner's inbox to process it, e.g.:\n"
                f"  cp {files[0]} {home / 'landing' / first_partner / 'interval-data'}/")
+    click.echo(f"Connector ext_conn1's upload waits in the local landing zone ({home / 'buckets' / 'landing_zone'}); "
+               f"the hourly landing_zone_connector job takes it (launch it from the UI to run it now), then:\n"
+               f"  cat {home / 'buckets' / 'participant_1' / 'ext_conn1' / 'standardized' / '3' / '2021-11-08T14:00:00'}")
     if no_serve:
         return
     partner, api_key = _demo_credential(first_partner)

@@ -1,4 +1,5 @@
-"""Demo data: the demo configuration plus a good and a bad upload per partner, written into LEAP_HOME."""
+"""Demo data: the demo configuration, a good and a bad upload per SFTP partner, and a connector's upload waiting
+in the local landing zone, written into LEAP_HOME."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from leap_orchestration.config.demo_config import DEMO_PARTNERS, demo_meters, write_demo_configuration
+from leap_orchestration.config.demo_config import (
+    DEMO_CONNECTOR,
+    DEMO_PARTICIPANT,
+    DEMO_PARTNERS,
+    demo_meters,
+    write_demo_configuration,
+)
 from leap_orchestration.stores.local import SFTP_INBOX
 
 HEADER = "meter_uuid,interval_start_time_utc,interval_end_time_utc,energy_net_kwh,energy_consumed_kwh,energy_generated_kwh,final,region\n"
@@ -48,4 +55,25 @@ def write_demo(home: Path, now: dt.datetime | None = None) -> dict[str, list[Pat
         rows[6] = ",".join(rows[6].split(",")[:3]) + "\n"
         bad.write_text(HEADER + "".join(rows))
         written[partner] = [good, bad]
+    written[DEMO_PARTICIPANT] = [_connector_upload(home, start)]
     return written
+
+
+# The data-upload guide's download example names meter 3 on this day (participant_1/<connector>/standardized/3/...).
+GUIDE_DAY = dt.datetime(2021, 11, 8, tzinfo=dt.UTC)
+
+
+def _connector_upload(home: Path, start: dt.datetime) -> Path:
+    """What connector ext_conn1 would have created in the landing zone (`gsutil cp`): its meters, on the guide's
+    example day and the last two days. Dropped into the local landing zone unless it was processed already."""
+    mine = [m for m in demo_meters() if m.owner == DEMO_PARTICIPANT]
+    name = f"{DEMO_CONNECTOR}-readings-{start:%Y%m%d}.csv"
+    body = HEADER + "".join(r for m in mine for day in (GUIDE_DAY, start) for r in _rows(m.meter_id, m.region, day, 96 * (1 if day == GUIDE_DAY else 2)))
+    folder = home / "demo-uploads" / DEMO_PARTICIPANT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(body)
+    inbox = home / "buckets" / "landing_zone" / DEMO_CONNECTOR
+    if not (inbox / "accepted" / name).exists():
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / name).write_text(body)
+    return folder / name

@@ -1,5 +1,7 @@
-"""A permission-enforcing proxy in front of fake-gcs-server, playing one connector's service account.
+"""HTTP proxies in front of fake-gcs-server: one that adds network latency (benchmarks), and one that plays a
+connector's service account (isolation tests).
 
+ConnectorProxy:
 The emulator has no IAM, so this stands in for the guide's conditional binding: roles Storage Object Creator and
 Storage Object Viewer on objects under the connector's prefix of the landing bucket, and nothing else. So:
 create an object under the prefix (never over an existing one: the creator role has no delete, and an
@@ -14,6 +16,7 @@ import http.client
 import json
 import re
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,39 +25,17 @@ _UPLOAD = re.compile(r"^/upload/storage/v1/b/(?P<bucket>[^/]+)/o$")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
 
-class ConnectorProxy:
-    def __init__(self, upstream: str, bucket: str, prefix: str):
+class ForwardingProxy:
+    """Forwards every request; `delay` seconds are added to each, like a round trip to a remote GCS."""
+
+    def __init__(self, upstream: str, delay: float = 0.0):
         self.upstream = urllib.parse.urlsplit(upstream)
-        self.bucket, self.prefix = bucket, prefix
+        self.delay = delay
         self.denied: list[str] = []
         self.allowed: list[str] = []
 
-    # --- policy ------------------------------------------------------------------------------------------
     def decide(self, method: str, path: str, query: dict, body: bytes) -> str | None:
-        """None if allowed, else the reason (the missing permission)."""
-        if m := _OBJECT.match(path):
-            name = urllib.parse.unquote(m["name"])
-            if method != "GET":
-                return "storage.objects.delete/update"
-            if m["bucket"] != self.bucket or not name.startswith(self.prefix):
-                return "storage.objects.get (outside the connector's prefix)"
-            return None
-        if (m := _UPLOAD.match(path)) and method == "POST":
-            name = query.get("name") or _multipart_name(body)
-            if m["bucket"] != self.bucket or not name or not name.startswith(self.prefix):
-                return "storage.objects.create (outside the connector's prefix)"
-            if query.get("uploadType") == "resumable":
-                return "resumable uploads (not supported by this test proxy)"
-            if self._exists(name):
-                return "storage.objects.delete (an overwrite replaces an existing object)"
-            return None
-        if method == "GET" and re.match(r"^/storage/v1/b/[^/]+/o$", path):
-            return "storage.objects.list"
-        return "not granted"
-
-    def _exists(self, name: str) -> bool:
-        status, _, _ = self._forward("GET", f"/storage/v1/b/{self.bucket}/o/{urllib.parse.quote(name, safe='')}", {}, b"")
-        return status == 200
+        return None
 
     # --- plumbing ----------------------------------------------------------------------------------------
     def _forward(self, method: str, target: str, headers: dict, body: bytes):
@@ -71,6 +52,7 @@ class ConnectorProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body in two writes wait on a delayed ACK
 
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -85,6 +67,8 @@ class ConnectorProxy:
                     self._reply(403, [("Content-Type", "application/json")], payload)
                     return
                 proxy.allowed.append(line)
+                if proxy.delay:
+                    time.sleep(proxy.delay)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                 self._reply(*proxy._forward(self.command, self.path, headers, body))
 
@@ -115,6 +99,37 @@ class ConnectorProxy:
             server.server_close()
             thread.join(timeout=5)
 
+
+class ConnectorProxy(ForwardingProxy):
+    def __init__(self, upstream: str, bucket: str, prefix: str):
+        super().__init__(upstream)
+        self.bucket, self.prefix = bucket, prefix
+
+    def decide(self, method: str, path: str, query: dict, body: bytes) -> str | None:
+        """None if allowed, else the reason (the missing permission)."""
+        if m := _OBJECT.match(path):
+            name = urllib.parse.unquote(m["name"])
+            if method != "GET":
+                return "storage.objects.delete/update"
+            if m["bucket"] != self.bucket or not name.startswith(self.prefix):
+                return "storage.objects.get (outside the connector's prefix)"
+            return None
+        if (m := _UPLOAD.match(path)) and method == "POST":
+            name = query.get("name") or _multipart_name(body)
+            if m["bucket"] != self.bucket or not name or not name.startswith(self.prefix):
+                return "storage.objects.create (outside the connector's prefix)"
+            if query.get("uploadType") == "resumable":
+                return "resumable uploads (not supported by this test proxy)"
+            if self._exists(name):
+                return "storage.objects.delete (an overwrite replaces an existing object)"
+            return None
+        if method == "GET" and re.match(r"^/storage/v1/b/[^/]+/o$", path):
+            return "storage.objects.list"
+        return "not granted"
+
+    def _exists(self, name: str) -> bool:
+        status, _, _ = self._forward("GET", f"/storage/v1/b/{self.bucket}/o/{urllib.parse.quote(name, safe='')}", {}, b"")
+        return status == 200
 
 def _multipart_name(body: bytes) -> str | None:
     """The object name in the JSON metadata part of a multipart upload."""

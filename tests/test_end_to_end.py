@@ -121,4 +121,36 @@ def test_demo_no_serve_writes_config_and_uploads(leap_home, cli_env):
     out = subprocess.run([str(BIN / "leap-orchestration"), "demo", "--no-serve"], env=cli_env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (leap_home / "config" / "properties.xml").exists()
-    assert len(list((leap_home / "demo-uploads").rglob("*.csv"))) == 6
+    assert len(list((leap_home / "demo-uploads").rglob("*.csv"))) == 7
+    assert len(list((leap_home / "buckets" / "landing_zone" / "ext_conn1").glob("*.csv"))) == 1
+
+
+def test_hourly_landing_zone_job_on_gcs_from_the_cli(leap_home, cli_env, gcs_endpoint, gcs_client, landing_bucket):
+    """The guide's connector flow through the dagster CLI, with google-cloud-storage pointed at the emulator."""
+    from test_landing_zone import HOUR_KEY, METER_3, PARTICIPANT, PREFIX, ensure_bucket, quarter_rows
+
+    from leap_orchestration.standardized import meter_data
+
+    env = {**cli_env, "LEAP_LANDING_ZONE": "gcs", "LEAP_LANDING_ZONE_BUCKET": landing_bucket,
+           "STORAGE_EMULATOR_HOST": gcs_endpoint, "LEAP_GCS_PROJECT": "leap-test"}
+    ensure_bucket(gcs_client, PARTICIPANT)
+    name = f"cli-{os.getpid()}-{time.time_ns()}.csv"  # connectors can't overwrite: unique names
+    # `gsutil cp` equivalent: create the object under the connector's prefix
+    gcs_client.bucket(landing_bucket).blob(PREFIX + name).upload_from_string(
+        csv_text(*quarter_rows(METER_3.meter_id, "2021-11-08T14", [0.75, 0.75, 0.75, 1.0])), if_generation_match=0)
+    dagster = [str(BIN / "dagster")]
+    config = subprocess.run(dagster + ["asset", "materialize", "--select", "meter_configuration", "-m",
+                                       "leap_orchestration.definitions"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert config.returncode == 0, config.stderr[-3000:]
+    job = subprocess.run(dagster + ["job", "execute", "-m", "leap_orchestration.definitions", "-j", "landing_zone_connector"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert job.returncode == 0, job.stderr[-3000:]
+    status = json.loads(gcs_client.bucket(landing_bucket).blob(f"{PREFIX}status/{name}.json").download_as_bytes())
+    assert status["status"] == "COMPLETED" and status["rows"] == 4
+    assert gcs_client.bucket(landing_bucket).blob(f"{PREFIX}accepted/{name}/{name}").exists()
+    doc = meter_data.parse(gcs_client.bucket(PARTICIPANT).blob(HOUR_KEY).download_as_bytes())
+    assert doc["usage"] == "1.25" and doc["startTime"] == "2021-11-08T14:00:00Z"  # 3.25 consumed - 4 x 0.5 generated
+    with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM interval_readings WHERE meter_id = ?", [METER_3.meter_id]).fetchall() == [(4,)]
+        assert con.execute("SELECT connector_id FROM uploads WHERE file_name = ?", [name]).fetchall() == [("ext_conn1",)]
+        assert con.execute("SELECT count(*) FROM standardized_hours").fetchall() == [(1,)]

@@ -233,3 +233,95 @@ def test_job_launched_from_the_schedule_config_takes_exactly_the_named_files(lea
 
 def unique_name(stem: str) -> str:
     return f"{stem}-{uuid.uuid4().hex[:8]}.csv"
+
+
+# --- on GCS (fake-gcs-server, the real google-cloud-storage client) ---------------------------------------
+
+
+def ensure_bucket(client, name):
+    from google.api_core import exceptions as gexc
+
+    try:
+        client.create_bucket(name)
+    except gexc.Conflict:
+        pass
+    return client.bucket(name)
+
+
+def gcs_resources(home, endpoint, landing_bucket, monkeypatch):
+    from dagster_gcp import GCSResource
+
+    from leap_orchestration.resources import GcsBucketsResource, GcsLandingStoreResource
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+    gcs = GCSResource(project="leap-test")
+    return {"landing_zone": GcsLandingStoreResource(gcs=gcs, bucket=landing_bucket, config_path=str(home / "config")),
+            "participant_buckets": GcsBucketsResource(gcs=gcs, max_workers=8)}
+
+
+def test_connector_upload_on_gcs_is_downloadable_by_path(leap_home, gcs_endpoint, gcs_client, landing_bucket, monkeypatch):
+    """The guide's flow on GCS: a connector creates an object, the job runs, a participant fetches an hour by name."""
+    ensure_bucket(gcs_client, PARTICIPANT)
+    name = unique_name("readings")
+    rows = quarter_rows(METER_3.meter_id, "2021-11-08T14", [1.25, 1.25, 1.25, 1.25])
+    gcs_client.bucket(landing_bucket).blob(PREFIX + name).upload_from_string(csv_text(*rows), if_generation_match=0)
+    result = run_connector_job(leap_home, **gcs_resources(leap_home, gcs_endpoint, landing_bucket, monkeypatch))
+    assert result.success
+    # the download API: GET /b/participant_1/o/ext_conn1/standardized/3/2021-11-08T14:00:00
+    blob = gcs_client.bucket(PARTICIPANT).blob(HOUR_KEY)
+    doc = meter_data.parse(blob.download_as_bytes())
+    assert (doc["usage"], doc["startTime"], doc["endTime"]) == ("3", "2021-11-08T14:00:00Z", "2021-11-08T15:00:00Z")
+    blob.reload()
+    assert blob.content_type == "application/xml"
+    status = json.loads(gcs_client.bucket(landing_bucket).blob(f"{PREFIX}status/{name}.json").download_as_bytes())
+    assert status["status"] == "COMPLETED"
+
+
+def test_connector_flow_needs_no_list_permission(leap_home, gcs_endpoint, gcs_client, landing_bucket, monkeypatch):
+    """Through a proxy that grants only what the guide's IAM binding grants: create and read under the prefix."""
+    from gcs_proxy import ConnectorProxy
+    from gcs_support import client_for
+    from google.api_core import exceptions as gexc
+
+    ensure_bucket(gcs_client, PARTICIPANT)
+    proxy = ConnectorProxy(gcs_endpoint, landing_bucket, PREFIX)
+    good, bad = unique_name("good"), unique_name("bad")
+    with proxy.running() as proxied:
+        connector = client_for(proxied)  # what the connector's service account can do
+        inbox = connector.bucket(landing_bucket)
+        inbox.blob(PREFIX + good).upload_from_string(
+            csv_text(*quarter_rows(METER_3.meter_id, "2021-11-08T16", [1, 1, 1, 1])), if_generation_match=0)
+        inbox.blob(PREFIX + bad).upload_from_string(
+            csv_text(*quarter_rows(METER_3.meter_id, "2021-11-08T16", [1, -1])), if_generation_match=0)
+        # the proxy is not a rubber stamp: listing, overwriting, deleting and other prefixes are refused
+        with pytest.raises(gexc.Forbidden):
+            list(connector.list_blobs(landing_bucket, prefix=PREFIX))
+        with pytest.raises(gexc.Forbidden):
+            inbox.blob(PREFIX + good).upload_from_string(b"overwrite")
+        with pytest.raises(gexc.Forbidden):
+            inbox.blob(PREFIX + good).delete()
+        with pytest.raises(gexc.Forbidden):
+            inbox.blob("other_conn/x.csv").upload_from_string(b"x", if_generation_match=0)
+        with pytest.raises(gexc.Forbidden):
+            connector.bucket(PARTICIPANT).blob(HOUR_KEY).download_as_bytes()
+        refused = len(proxy.denied)
+        reasons = "\n".join(proxy.denied)
+        for reason in ("storage.objects.list", "an overwrite", "objects.delete/update", "objects.create (outside",
+                       "objects.get (outside"):
+            assert reason in reasons, reasons
+
+        # the pipeline (full permissions, not through the proxy) runs the hourly job
+        assert run_connector_job(leap_home, **gcs_resources(leap_home, gcs_endpoint, landing_bucket, monkeypatch)).success
+
+        # the connector learns every outcome from names it can derive, without a single list call
+        good_status = json.loads(inbox.blob(f"{PREFIX}status/{good}.json").download_as_bytes())
+        bad_status = json.loads(inbox.blob(f"{PREFIX}status/{bad}.json").download_as_bytes())
+        assert (good_status["status"], bad_status["status"]) == ("COMPLETED", "FAILED")
+        for key in good_status["result_keys"] + bad_status["result_keys"]:
+            assert inbox.blob(key).download_as_bytes()
+        errors = inbox.blob(f"{PREFIX}failed/{bad}/{bad_status['job_id']}.errors.csv").download_as_text()
+        assert "CON_0003" in errors
+        assert not inbox.blob(PREFIX + good).exists()  # moved on: a metadata read, not a list
+        # (the client may also fetch bucket metadata after a 403, which is refused too and changes nothing)
+        object_requests = [d for d in proxy.denied[refused:] if "/o" in d.split("?")[0]]
+        assert object_requests == [], object_requests

@@ -96,9 +96,9 @@ def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, lan
 
 
 @dg.asset_check(asset="interval_readings", description="At most one current row per meter and interval.",
-                blocking=False)
+                blocking=False, pool="duckdb")  # even a read-only open conflicts with another process writing
 def interval_readings_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.warehouse().connect() as con:
+    with warehouse.warehouse().connect(read_only=True) as con:
         dups = con.execute("""SELECT count(*) FROM (SELECT meter_id, interval_start_utc FROM interval_readings
                               GROUP BY ALL HAVING count(*) > 1)""").fetchall()[0][0]
     return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicate_keys": dups})

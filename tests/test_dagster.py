@@ -37,6 +37,8 @@ def test_definitions_load_and_graph_snapshot():
     assert snapshot == GRAPH
     # every asset writes DuckDB, so every one runs in the 'duckdb' pool (limit 1 in dagster.yaml)
     assert {k.to_user_string(): graph.get(k).pools for k in graph.get_all_asset_keys()} == {k: {"duckdb"} for k in GRAPH}
+    checks = {c.op.name: c.op.pool for c in defs.asset_checks}
+    assert checks == {"interval_readings_interval_readings_unique": "duckdb"}
     assert {s.name for s in defs.sensors} == {"landing_inbox_sensor", "configuration_sensor"}
     assert {(s.name, s.cron_schedule, s.job_name) for s in defs.schedules} == {
         ("landing_zone_schedule", "0 * * * *", "landing_zone_connector")}

@@ -191,21 +191,21 @@ def test_schedule_lists_the_landing_zone_and_keys_runs_by_generation(leap_home):
 
     zone = LocalLandingZoneResource(root=str(leap_home / "buckets" / "landing_zone"), config_path=str(leap_home / "config"))
     tick = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, resources={"landing_zone": zone}, scheduled_execution_time=tick)
-        (idle,) = landing_zone_schedule(ctx)  # nothing new: one run that only publishes
-        assert idle.run_key == "landing-zone-20261121T10-publish"
-        assert idle.run_config["ops"]["interval_intake"]["config"] == {"sources": []}
+    # no instance: the schedule needs none (and an instance_for_test leaves Dagster's context state behind)
+    ctx = dg.build_schedule_context(resources={"landing_zone": zone}, scheduled_execution_time=tick)
+    (idle,) = landing_zone_schedule(ctx)  # nothing new: one run that only publishes
+    assert idle.run_key == "landing-zone-20261121T10-publish"
+    assert idle.run_config["ops"]["interval_intake"]["config"] == {"sources": []}
 
-        for i in range(MAX_UPLOADS_PER_RUN + 1):
-            drop_connector_file(leap_home, f"f{i:03d}.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1]))
-        time.sleep(0.25)
-        requests = landing_zone_schedule(ctx)
-        assert [len(r.run_config["ops"]["interval_intake"]["config"]["connector_uploads"]) for r in requests] == [MAX_UPLOADS_PER_RUN, 1]
-        again = landing_zone_schedule(ctx)  # the same tick evaluated twice: the same run keys
-        assert [r.run_key for r in again] == [r.run_key for r in requests]
-        status = json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/f000.csv.json").read_text())
-        assert status["status"] == "QUEUED"
+    for i in range(MAX_UPLOADS_PER_RUN + 1):
+        drop_connector_file(leap_home, f"f{i:03d}.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1]))
+    time.sleep(0.25)
+    requests = landing_zone_schedule(ctx)
+    assert [len(r.run_config["ops"]["interval_intake"]["config"]["connector_uploads"]) for r in requests] == [MAX_UPLOADS_PER_RUN, 1]
+    again = landing_zone_schedule(ctx)  # the same tick evaluated twice: the same run keys
+    assert [r.run_key for r in again] == [r.run_key for r in requests]
+    status = json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/f000.csv.json").read_text())
+    assert status["status"] == "QUEUED"
 
 
 def test_job_launched_from_the_schedule_config_takes_exactly_the_named_files(leap_home):
@@ -215,10 +215,9 @@ def test_job_launched_from_the_schedule_config_takes_exactly_the_named_files(lea
     drop_connector_file(leap_home, "named.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1, 1, 1, 1]))
     time.sleep(0.25)
     zone = LocalLandingZoneResource(root=str(leap_home / "buckets" / "landing_zone"), config_path=str(leap_home / "config"))
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, resources={"landing_zone": zone},
-                                        scheduled_execution_time=dt.datetime(2026, 11, 21, 11, tzinfo=dt.UTC))
-        (request,) = landing_zone_schedule(ctx)
+    ctx = dg.build_schedule_context(resources={"landing_zone": zone},
+                                    scheduled_execution_time=dt.datetime(2026, 11, 21, 11, tzinfo=dt.UTC))
+    (request,) = landing_zone_schedule(ctx)
     drop_connector_file(leap_home, "later.csv", quarter_rows(METER_3.meter_id, "2021-11-08T15", [1, 1, 1, 1]))
     from assets.configuration import meter_configuration
     from assets.intake import interval_intake

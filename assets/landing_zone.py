@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from leap_orchestration.config.loader import load_configuration
+from leap_orchestration.config.loader import load_properties
 from leap_orchestration.resources import BucketStoreResource, ConfigurationResource, WarehouseResource
 from leap_orchestration.standardized.publish import publish_standardized
 
@@ -19,7 +19,7 @@ from leap_orchestration.standardized.publish import publish_standardized
 )
 def standardized_meter_hours(context: dg.AssetExecutionContext, configuration: ConfigurationResource,
                              warehouse: WarehouseResource, participant_buckets: BucketStoreResource):
-    connectors = load_configuration(configuration.folder()).properties.connectors
+    connectors = load_properties(configuration.folder()).connectors
     wh = warehouse.warehouse()
     report = publish_standardized(wh, participant_buckets.buckets(), list(connectors), run_id=context.run.run_id)
     context.log.info("published %s meter-hours (%s republished), %s uploads standardized",

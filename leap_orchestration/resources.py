@@ -12,8 +12,7 @@ import dagster as dg
 from dagster_gcp import GCSResource
 
 from leap_orchestration import settings
-from leap_orchestration.config.loader import default_config_dir, load_configuration
-from leap_orchestration.config.models import Connector
+from leap_orchestration.config.loader import default_config_dir, load_properties
 from leap_orchestration.stores import LandingStore, LocalLandingStore
 from leap_orchestration.stores.buckets import BucketStore, GcsBuckets, LocalBuckets
 from leap_orchestration.warehouse import Warehouse
@@ -43,14 +42,11 @@ class _ConnectorLandingZone(LandingStoreResource):
 
     config_path: str
 
-    def connectors(self) -> tuple[Connector, ...]:
-        return load_configuration(Path(self.config_path)).properties.connectors
-
     def inboxes(self) -> list[tuple[str, str]]:
-        return load_configuration(Path(self.config_path)).properties.connector_inboxes()
+        return load_properties(Path(self.config_path)).connector_inboxes()
 
     def connector_for_inbox(self) -> dict[str, str]:
-        return {c.inbox_prefix: c.connector_id for c in self.connectors()}
+        return {c.inbox_prefix: c.connector_id for c in load_properties(Path(self.config_path)).connectors}
 
 
 class LocalLandingZoneResource(_ConnectorLandingZone):

@@ -1,15 +1,14 @@
 """The hourly landing-zone connector: list the connectors' inboxes (only the pipeline may list) and process
 what is there, in bounded runs keyed by object generations, then publish standardized meter-hours."""
 
-import hashlib
 import time
 
 import dagster as dg
 
 from leap_orchestration import settings
-from leap_orchestration.intake.discovery import pending_uploads
+from leap_orchestration.intake.discovery import is_settled, pending_uploads
 from leap_orchestration.intake.process import write_pending_status
-from leap_orchestration.intake.tick import config_entry
+from leap_orchestration.intake.tick import batch_digest, config_entry
 from leap_orchestration.resources import LandingStoreResource
 
 MAX_UPLOADS_PER_RUN = 100
@@ -32,8 +31,8 @@ landing_zone_job = dg.define_asset_job(
 def landing_zone_schedule(context: dg.ScheduleEvaluationContext, landing_zone: LandingStoreResource):
     store = landing_zone.store()
     # GCS objects appear whole; a file dropped into the local stand-in must have stopped changing
-    settled_before_ns = time.time_ns() - settings.settle_seconds() * 1e9
-    pending = [u for u in pending_uploads(store) if u.obj.complete or u.obj.mtime_ns < settled_before_ns]
+    now_ns = time.time_ns()
+    pending = [u for u in pending_uploads(store) if is_settled(u, now_ns, settings.settle_seconds())]
     hour = context.scheduled_execution_time.strftime("%Y%m%dT%H")
     batches = [pending[i : i + MAX_UPLOADS_PER_RUN] for i in range(0, len(pending), MAX_UPLOADS_PER_RUN)]
     requests = []
@@ -42,9 +41,8 @@ def landing_zone_schedule(context: dg.ScheduleEvaluationContext, landing_zone: L
             write_pending_status(store, u, "QUEUED")
         # Keyed by the files' generations (a tick evaluated twice starts one run) and the hour (a file whose run
         # failed is taken again next hour; processing is idempotent, so an overlap is harmless).
-        digest = hashlib.sha256("\n".join(sorted(config_entry(u) for u in batch)).encode()).hexdigest()[:20]
         requests.append(dg.RunRequest(
-            run_key=f"landing-zone-{hour}-{digest}",
+            run_key=f"landing-zone-{hour}-{batch_digest(batch)}",
             run_config=dg.RunConfig(ops={"interval_intake": {"config": {"connector_uploads": [config_entry(u) for u in batch]}}}),
             tags={"leap/uploads": ", ".join(u.obj.key for u in batch)[:4000], "leap/upload_count": str(len(batch))},
         ))

@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError
-from .models import Configuration, Meter
+from .models import Configuration, Meter, Properties
 from .readers import read_meter, read_programs, read_properties
-from .xml_safety import MAX_FILE_BYTES, parse_validated_bytes
+from .xml_safety import MAX_FILE_BYTES, parse_validated, parse_validated_bytes
 
 PROPERTIES_FILE = "properties.xml"
 PROGRAMS_FILE = "programs.xml"
@@ -90,6 +90,13 @@ def _read_all(config_dir: Path) -> dict[str, bytes]:
 def _is_meter_file(rel: str) -> bool:
     parts = rel.split("/")
     return len(parts) == 2 and parts[0] == METERS_DIR
+
+
+def load_properties(config_dir: Path) -> Properties:
+    """Only properties.xml (partners, participants, connectors): what the landing zone needs, without parsing
+    every meter file (a bad meter file must not stop connectors; the warehouse keeps the last good meters)."""
+    path = Path(config_dir) / PROPERTIES_FILE
+    return read_properties(parse_validated(path, "properties"), path)
 
 
 def load_configuration(config_dir: Path) -> Configuration:

@@ -22,6 +22,11 @@ def pending_uploads(store: LandingStore) -> list[Upload]:
     return [u for u in interleaved if u is not None]
 
 
+def is_settled(upload: Upload, now_ns: int, settle_seconds: float) -> bool:
+    """Published whole (SFTP server, GCS), or unchanged for `settle_seconds` by its mtime."""
+    return upload.obj.complete or now_ns - upload.obj.mtime_ns >= settle_seconds * 1e9
+
+
 def settled_uploads(store: LandingStore, settle_seconds: float) -> list[Upload]:
     """Pending uploads whose size and mtime stay the same across `settle_seconds` (one-shot runs).
 
@@ -29,7 +34,7 @@ def settled_uploads(store: LandingStore, settle_seconds: float) -> list[Upload]:
     """
     first = pending_uploads(store)
     now_ns = time.time_ns()
-    young = [u for u in first if not u.obj.complete and now_ns - u.obj.mtime_ns < settle_seconds * 1e9]
+    young = [u for u in first if not is_settled(u, now_ns, settle_seconds)]
     if not young:
         return first
     time.sleep(settle_seconds)

@@ -49,13 +49,17 @@ def plan_tick(pending: list[Upload], state: dict, now: float, *, settle_seconds:
         batch = ready[start : start + max_per_run]
         attempts = [requested_before.get(u.obj.key, [None, 0, 0]) for u in batch]
         attempt = max((a[2] + 1 if a[0] == u.obj.version else 1) for a, u in zip(attempts, batch, strict=True))
-        digest = hashlib.sha256("\n".join(sorted(f"{u.obj.key}@{u.obj.version}" for u in batch)).encode()).hexdigest()
         plan.batches.append(batch)
-        plan.run_keys.append(f"uploads-{digest[:20]}-{attempt}")
+        plan.run_keys.append(f"uploads-{batch_digest(batch)}-{attempt}")
         for u in batch:
             requested[u.obj.key] = [u.obj.version, now, attempt]
     plan.state = {"seen": seen, "requested": requested}
     return plan
+
+
+def batch_digest(batch: list[Upload]) -> str:
+    """Names a set of file versions (order-free): the stable part of a run key."""
+    return hashlib.sha256("\n".join(sorted(f"{u.obj.key}@{u.obj.version}" for u in batch)).encode()).hexdigest()[:20]
 
 
 def config_entry(upload: Upload) -> str:

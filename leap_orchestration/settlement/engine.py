@@ -82,7 +82,7 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
     if preset.rules:
         con.executemany("INSERT INTO _rules VALUES (?, ?, ?, ?, ?, ?, ?)", _rules_table(preset))
     value = CHANNEL_COLUMN[event.channel]
-    params = {"program": event.program_id, "start": event.start_utc, "end": event.end_utc,
+    params = {"program": event.program_id, "start": event.start_utc,
               "from_ts": event.start_utc - dt.timedelta(days=max_lookback + 2),
               "to_ts": event.end_utc + dt.timedelta(days=1)}
     # meters enrolled at the event's start, the event day and the local slots of every window interval

@@ -29,11 +29,9 @@ CHUNK = 5_000  # objects rendered and written per step: bounds memory, records p
 ROUND = 6  # kWh decimals compared and published (1 mWh): float noise from summation order is not a change
 
 _CHANGED_HOURS = f"""
-WITH new_jobs AS (
-    SELECT job_id FROM uploads WHERE status = 'COMPLETED' AND job_id NOT IN (SELECT job_id FROM standardized_jobs)
-), touched AS (
+WITH touched AS (
     SELECT DISTINCT meter_id, date_trunc('hour', interval_start_utc) AS hour_start_utc
-    FROM interval_reading_history WHERE job_id IN (SELECT job_id FROM new_jobs)
+    FROM interval_reading_history WHERE job_id IN (SELECT job_id FROM _new_jobs)
 ), delivered AS (
     SELECT DISTINCT u.connector_id, h.meter_id, t.hour_start_utc
     FROM interval_reading_history h
@@ -80,9 +78,8 @@ def publish_standardized(warehouse: Warehouse, buckets: BucketStore, connectors:
     report = PublishReport()
     with warehouse.connect() as con:
         run(con, "SET TimeZone = 'UTC'")  # date_trunc('hour') of a TIMESTAMPTZ must mean the UTC hour
-        jobs = [r[0] for r in con.execute(
-            "SELECT job_id FROM uploads WHERE status = 'COMPLETED' AND job_id NOT IN (SELECT job_id FROM standardized_jobs)"
-        ).fetchall()]
+        run(con, """CREATE OR REPLACE TEMP TABLE _new_jobs AS SELECT job_id FROM uploads
+                    WHERE status = 'COMPLETED' AND job_id NOT IN (SELECT job_id FROM standardized_jobs)""")
         changed = con.sql(_CHANGED_HOURS).pl()
         known = changed.filter(pl.col("connector_id").is_in(list(by_id)))
         report.unknown_connectors = sorted(set(changed["connector_id"]) - set(by_id))
@@ -93,8 +90,8 @@ def publish_standardized(warehouse: Warehouse, buckets: BucketStore, connectors:
                 run(con, "INSERT OR REPLACE INTO standardized_hours BY NAME SELECT * FROM _written")
                 con.unregister("_written")
         if report.failed == 0:
-            run(con, "INSERT OR IGNORE INTO standardized_jobs SELECT unnest(?::VARCHAR[]), ?", [jobs, now()])
-            report.jobs = len(jobs)
+            report.jobs = con.execute("SELECT count(*) FROM _new_jobs").fetchall()[0][0]
+            run(con, "INSERT OR IGNORE INTO standardized_jobs SELECT job_id, ? FROM _new_jobs", [now()])
     return report
 
 

@@ -6,13 +6,12 @@ hour is republished. GCS at scale (one bucket per participant); a folder per buc
 
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from leap_orchestration.stores.base import check_key
+from leap_orchestration.stores.local import LocalLandingStore
 
 XML_CONTENT_TYPE = "application/xml"
 
@@ -27,32 +26,24 @@ class BucketStore(ABC):
 
 
 class LocalBuckets(BucketStore):
-    """`<root>/<bucket>/<key>`; each object is written whole (temp file, then rename)."""
+    """`<root>/<bucket>/<key>`, written whole and path-checked by the local landing store's own `write_bytes`."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root).resolve()
-
-    def _path(self, bucket: str, key: str) -> Path:
-        return self.root / check_key(bucket) / check_key(key)
+        self.files = LocalLandingStore(root)
 
     def put_many(self, bucket: str, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
         results: list[Exception | None] = []
         for key, data in objects:
             try:
-                path = self._path(bucket, key)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
+                self.files.write_bytes(f"{check_key(bucket)}/{key}", data)
                 results.append(None)
             except OSError as exc:
                 results.append(exc)
         return results
 
     def get(self, bucket: str, key: str) -> bytes | None:
-        path = self._path(bucket, key)
-        return path.read_bytes() if path.is_file() else None
+        full = f"{check_key(bucket)}/{key}"
+        return self.files.read_bytes(full) if self.files.exists(full) else None
 
 
 class GcsBuckets(BucketStore):

@@ -5,15 +5,20 @@ import dagster as dg
 from assets.configuration import meter_configuration
 from assets.intake import interval_intake, interval_readings_unique
 from assets.landing_zone import standardized_meter_hours
+from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
 from leap_orchestration.resources import default_resources
 from sensors.landing import configuration_job, configuration_sensor, intake_job, landing_inbox_sensor
 from sensors.landing_zone import landing_zone_job, landing_zone_schedule
+from sensors.settlement import settlement_job, settlement_schedule, settlement_sensor
 
 defs = dg.Definitions(
-    assets=[meter_configuration, interval_intake, standardized_meter_hours],
-    asset_checks=[interval_readings_unique],
-    jobs=[intake_job, configuration_job, landing_zone_job],
-    sensors=[landing_inbox_sensor, configuration_sensor],
-    schedules=[landing_zone_schedule],
+    assets=[meter_configuration, interval_intake, standardized_meter_hours, *SETTLEMENT_ASSETS],
+    asset_checks=[interval_readings_unique, *SETTLEMENT_CHECKS],
+    jobs=[intake_job, configuration_job, landing_zone_job, settlement_job],
+    sensors=[landing_inbox_sensor, configuration_sensor, settlement_sensor],
+    schedules=[landing_zone_schedule, settlement_schedule],
     resources=default_resources(),
+    # steps share one process: the duckdb pool runs them one at a time anyway, and a step subprocess costs ~8 s
+    # of imports on 2 cores (a whole-graph run has a dozen steps)
+    executor=dg.in_process_executor,
 )

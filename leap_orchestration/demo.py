@@ -1,5 +1,6 @@
-"""Demo data: the demo configuration, a good and a bad upload per SFTP partner, and a connector's upload waiting
-in the local landing zone, written into LEAP_HOME."""
+"""Demo data: the demo configuration, a good and a bad upload per SFTP partner, a connector's upload waiting
+in the local landing zone, and a summer of history for every enrolled meter (leap_orchestration/demo_history.py)
+waiting in its owner's inbox, written into LEAP_HOME."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from leap_orchestration.config.demo_config import (
     demo_meters,
     write_demo_configuration,
 )
+from leap_orchestration.demo_history import history_files
 from leap_orchestration.stores.local import SFTP_INBOX
 
 HEADER = "meter_uuid,interval_start_time_utc,interval_end_time_utc,energy_net_kwh,energy_consumed_kwh,energy_generated_kwh,final,region\n"
@@ -56,6 +58,27 @@ def write_demo(home: Path, now: dt.datetime | None = None) -> dict[str, list[Pat
         bad.write_text(HEADER + "".join(rows))
         written[partner] = [good, bad]
     written[DEMO_PARTICIPANT] = [_connector_upload(home, start)]
+    for owner, path in _history_uploads(home).items():
+        written.setdefault(owner, []).append(path)
+    return written
+
+
+HISTORY_NAME = "{tenant}-history-2025-summer.csv"
+
+
+def _history_uploads(home: Path) -> dict[str, Path]:
+    """The demo history, as each meter's owner would upload it: into the SFTP partners' inboxes and, for the GCS
+    participant, its connector's landing-zone prefix; left alone where it was processed already."""
+    written = {}
+    for owner, lines in history_files().items():
+        tenant = DEMO_CONNECTOR if owner == DEMO_PARTICIPANT else owner
+        inbox = (home / "buckets" / "landing_zone" / DEMO_CONNECTOR if owner == DEMO_PARTICIPANT
+                 else home / "landing" / owner / SFTP_INBOX)
+        name = HISTORY_NAME.format(tenant=tenant)
+        if not any((inbox / outcome / name).exists() for outcome in ("accepted", "failed")):
+            inbox.mkdir(parents=True, exist_ok=True)
+            (inbox / name).write_text(HEADER + "".join(lines))
+        written[owner] = inbox / name
     return written
 
 

@@ -25,6 +25,11 @@ GRAPH = {
     "interval_readings": [],
     "uploads": ["meter_configuration"],
     "standardized_meter_hours": ["interval_readings", "meter_configuration"],
+    "baselines": ["interval_readings", "meter_configuration"],
+    "event_performance": ["baselines"],
+    "event_performance_hourly": ["event_performance"],
+    "program_event_performance": ["event_performance"],
+    "season_performance": ["event_performance"],
 }
 
 
@@ -38,10 +43,12 @@ def test_definitions_load_and_graph_snapshot():
     # every asset writes DuckDB, so every one runs in the 'duckdb' pool (limit 1 in dagster.yaml)
     assert {k.to_user_string(): graph.get(k).pools for k in graph.get_all_asset_keys()} == {k: {"duckdb"} for k in GRAPH}
     checks = {c.op.name: c.op.pool for c in defs.asset_checks}
-    assert checks == {"interval_readings_interval_readings_unique": "duckdb"}
-    assert {s.name for s in defs.sensors} == {"landing_inbox_sensor", "configuration_sensor"}
+    assert checks == {"interval_readings_interval_readings_unique": "duckdb", "baselines_baselines_cover_events": "duckdb",
+                      "event_performance_event_performance_sufficiency": "duckdb"}
+    assert {s.name for s in defs.sensors} == {"landing_inbox_sensor", "configuration_sensor", "settlement_sensor"}
     assert {(s.name, s.cron_schedule, s.job_name) for s in defs.schedules} == {
-        ("landing_zone_schedule", "0 * * * *", "landing_zone_connector")}
+        ("landing_zone_schedule", "0 * * * *", "landing_zone_connector"),
+        ("settlement_schedule", "30 * * * *", "settle_events")}
 
 
 def resources(home):

@@ -155,3 +155,25 @@ def test_hourly_landing_zone_job_on_gcs_from_the_cli(leap_home, cli_env, gcs_end
         assert con.execute("SELECT count(*) FROM interval_readings WHERE meter_id = ?", [METER_3.meter_id]).fetchall() == [(4,)]
         assert con.execute("SELECT connector_id FROM uploads WHERE file_name = ?", [name]).fetchall() == [("ext_conn1",)]
         assert con.execute("SELECT count(*) FROM standardized_hours").fetchall() == [(1,)]
+
+
+def test_demo_history_settles_every_demo_event_from_the_cli(leap_home, cli_env):
+    from leap_orchestration.config.demo_config import demo_events
+    from leap_orchestration.demo import write_demo
+
+    write_demo(leap_home)  # configuration, uploads, and the summer history in the owners' inboxes
+    proc = materialize({**cli_env, "LEAP_SETTLE_SECONDS": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
+        per_event = dict(con.execute("""SELECT event_id, count(reduction_kwh) FROM event_performance GROUP BY 1""").fetchall())
+        statuses = dict(con.execute("SELECT status, count(*) FROM event_performance GROUP BY 1").fetchall())
+        battery_kw = con.execute("""SELECT min(avg_reduction_kw) FROM event_performance
+                                    WHERE event_id = 'ma_cs-2025-07-29'""").fetchall()[0][0]
+        seasons = con.execute("SELECT count(DISTINCT program_id) FROM season_performance").fetchall()[0][0]
+    assert set(per_event) == {event_id for _, event_id, _, _ in demo_events()}
+    assert all(n > 0 for n in per_event.values())
+    # the demo's deliberate imperfections each show their status; the rest are settled
+    assert statuses["INSUFFICIENT_DAYS"] == 1 and statuses["MISSING_ACTUALS"] == 1 and statuses["PROVISIONAL"] == 20
+    assert statuses["OK"] == sum(statuses.values()) - 22
+    assert battery_kw > 2.5  # every battery discharged in the first ConnectedSolutions event
+    assert seasons == 4

@@ -92,6 +92,17 @@ _PROGRAMS = (
 )
 
 
+# One summer season per program, in its region's local time (ConnectedSolutions pays on June-September).
+_SEASON_OFFSET = {"caiso_dsgs": "-07:00", "ma_connected_solutions": "-04:00", "pjm_residential": "-05:00",
+                  "nyiso_commercial": "-04:00"}
+
+
+def demo_events() -> list[tuple[str, str, datetime, datetime]]:
+    """(program id, event id, start, end) of every demo event."""
+    return [(program_id, e, datetime.fromisoformat(start), datetime.fromisoformat(end))
+            for program_id, *_, events in _PROGRAMS for e, start, end, _ in events]
+
+
 def demo_meter_id(meter_number: int) -> str:
     return str(uuid.uuid5(DEMO_NAMESPACE, f"demo-meter-{meter_number}"))
 
@@ -145,6 +156,8 @@ def programs_xml() -> str:
     for program_id, name, baseline, channel, calendar, clip, events in _PROGRAMS:
         attrs = _attrs(id=program_id, name=name, baseline=baseline, channel=channel, holidayCalendar=calendar, clip=clip)
         lines.append(f"  <program {attrs}>")
+        offset = _SEASON_OFFSET[program_id]
+        lines.append(f"    <season {_attrs(id='summer-2025', start=f'2025-06-01T00:00:00{offset}', end=f'2025-10-01T00:00:00{offset}')}/>")
         lines += [f"    <event {_attrs(id=e, start=s, end=t, type=k)}/>" for e, s, t, k in events]
         lines.append("  </program>")
     lines.append("</programs>")

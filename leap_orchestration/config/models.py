@@ -149,6 +149,13 @@ class Meter:
 
 
 @dataclass(frozen=True)
+class Season:
+    season_id: str
+    start_utc: datetime
+    end_utc: datetime
+
+
+@dataclass(frozen=True)
 class Program:
     program_id: str
     name: str
@@ -157,6 +164,7 @@ class Program:
     channel: str
     holiday_calendar: str
     clip: str
+    seasons: tuple[Season, ...] = ()
 
     @property
     def override_dict(self) -> dict[str, str]:

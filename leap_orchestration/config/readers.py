@@ -22,6 +22,7 @@ from .models import (
     Participant,
     Program,
     Properties,
+    Season,
     SftpPartner,
 )
 from .xml_safety import NAMESPACE
@@ -110,6 +111,8 @@ def read_programs(root: etree._Element, path: Path) -> tuple[tuple[Program, ...]
         for o_elem in p_elem.iterfind(_q("override")):
             _check_unique(override_names, o_elem.get("name"), f"override in program {program_id!r}:", o_elem, path)
             overrides.append((o_elem.get("name"), o_elem.get("value")))
+        _check_baseline(p_elem, dict(overrides), path)
+        seasons = _read_seasons(p_elem, program_id, path)
         for e_elem in p_elem.iterfind(_q("event")):
             _check_unique(event_ids, e_elem.get("id"), "event id", e_elem, path)
             start = _datetime(e_elem, "start", path)
@@ -128,6 +131,7 @@ def read_programs(root: etree._Element, path: Path) -> tuple[tuple[Program, ...]
                 channel=p_elem.get("channel", "net"),
                 holiday_calendar=p_elem.get("holidayCalendar", "NERC"),
                 clip=p_elem.get("clip", "none"),
+                seasons=seasons,
             )
         )
     return tuple(programs), tuple(events)
@@ -138,6 +142,38 @@ def _check_timezone(name: str, elem: etree._Element, path: Path) -> None:
         ZoneInfo(name)
     except Exception:  # ZoneInfoNotFoundError, ValueError, IsADirectoryError (e.g. "America"), ...
         raise ConfigError(path, elem.sourceline, f"unknown IANA time zone {name!r}") from None
+
+
+def _check_baseline(p_elem: etree._Element, overrides: dict[str, str], path: Path) -> None:
+    """Overrides the preset knows and a holiday calendar that exists: a typo fails the load, not a settlement."""
+    from leap_orchestration.settlement.calendars import holiday_dates
+    from leap_orchestration.settlement.presets import preset_for
+
+    try:
+        preset_for(p_elem.get("baseline"), overrides)
+    except ValueError as exc:
+        raise ConfigError(path, p_elem.sourceline, f"program {p_elem.get('id')!r}: {exc}") from None
+    calendar = p_elem.get("holidayCalendar", "NERC")
+    try:
+        holiday_dates(calendar, 2025)
+    except (NotImplementedError, KeyError):
+        raise ConfigError(path, p_elem.sourceline, f"program {p_elem.get('id')!r}: unknown holiday calendar {calendar!r} "
+                          "(NERC, US, or a country/subdivision code of the holidays package such as US-NY)") from None
+
+
+def _read_seasons(p_elem: etree._Element, program_id: str, path: Path) -> tuple[Season, ...]:
+    seen: dict[str, int] = {}
+    seasons, windows = [], []
+    for s_elem in p_elem.iterfind(_q("season")):
+        _check_unique(seen, s_elem.get("id"), f"season in program {program_id!r}:", s_elem, path)
+        start, end = _datetime(s_elem, "start", path), _datetime(s_elem, "end", path)
+        assert start is not None and end is not None  # required by the XSD
+        if end <= start:
+            raise ConfigError(path, s_elem.sourceline, f"season {s_elem.get('id')!r}: end must be after start")
+        seasons.append(Season(s_elem.get("id"), start, end))
+        windows.append((start, end, s_elem))
+    _check_no_overlap(windows, f"season of program {program_id!r}", path)
+    return tuple(seasons)
 
 
 def _check_no_overlap(windows: list[tuple[datetime, datetime | None, etree._Element]], what: str, path: Path) -> None:

@@ -1,12 +1,14 @@
-"""The day-matching engine: baselines and performance for one DR event, set-wise over all its meters in DuckDB.
+"""The day-matching engine: baselines for one DR event, set-wise over all its meters in DuckDB.
 
 Implements DOMAIN.md §6 exactly. Python only prepares the event's parameters (preset, windows, holidays); every
-per-meter, per-day and per-slot step is SQL over all enrolled meters at once. Steps, all per meter:
-  local day/slot of each reading (the meter's time zone; a 25-hour day's repeated slot is averaged) →
-  candidate days of the event day's type within the look-back, not holidays (unless that is the type), not
-  days with an event of the meter, with every event and adjustment slot present → the Y most recent (low-usage
-  days replaced by older ones) → selection (all / highest X / middle) → unadjusted baseline per slot →
-  day-of adjustment from the event day's actuals → per-interval rows and a status.
+per-meter, per-day and per-slot step is SQL over all enrolled meters at once:
+  a slot calendar per time zone (the UTC instants, in the look-back, whose local slot the event needs; a
+  25-hour day's repeated slot appears twice and is averaged, a 23-hour day's skipped slot not at all) →
+  readings at those instants by local day and slot → candidate days of the event day's type within the
+  look-back, without holidays (unless that is the type) and the meter's event days, with every event and
+  adjustment slot present → the Y most recent (low-usage days replaced by older ones) → selection (all /
+  highest X / middle) → unadjusted baseline per slot → day-of adjustment from the event day's actuals.
+Results are left in temp tables `_event_baselines` and `_event_status` (see `_emit`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ class EventSpec:
     holiday_calendar: str = "NERC"
 
 
+def reading_range(event: EventSpec) -> tuple[dt.datetime, dt.datetime]:
+    """[from, to) of the interval starts the event's baselines can read (look-back, the event day, after it)."""
+    lookback = max((r.lookback_days for r in event.preset.rules.values()), default=0)
+    return event.start_utc - dt.timedelta(days=lookback + 2), event.end_utc + dt.timedelta(days=1)
+
+
 def _window_table(event: EventSpec) -> list[tuple[str, dt.datetime]]:
     """(role, interval start UTC) of every interval of the event window and of the adjustment windows."""
     rows = []
@@ -52,9 +60,17 @@ def _window_table(event: EventSpec) -> list[tuple[str, dt.datetime]]:
     return rows
 
 
-def _rules_table(preset: Preset) -> list[tuple]:
-    """(day type, Y, selection, X, look-back, first day back, low usage) for each day type the preset knows."""
-    return [(t, r.days, r.selection, r.keep, r.lookback_days, r.first_day_back, r.low_usage) for t, r in preset.rules.items()]
+def _readings_sql(value: str) -> str:
+    """Readings of the event's meters at the calendar's instants in [$lo, $hi), with local day, slot and weight.
+    A query, not a table: a pass over the readings is the engine's main cost, so each pass filters its range."""
+    return f"""SELECT r.meter_id, c.day, c.slot, c.is_event, c.w, r.{value} AS value, r.final
+        FROM interval_readings r JOIN _meters m USING (meter_id)
+        JOIN _calendar c ON c.timezone = m.timezone AND c.ts = r.interval_start_utc
+        WHERE r.interval_start_utc >= $lo AND r.interval_start_utc < $hi AND r.{value} IS NOT NULL"""
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def _day_type_sql(split: str, day: str) -> str:
@@ -71,45 +87,56 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
     """Fill temp tables _event_baselines (per meter and event interval) and _event_status (per meter)."""
     preset = event.preset
     windows = _window_table(event)
-    max_lookback = max((r.lookback_days for r in preset.rules.values()), default=0)
-    first = (event.start_utc - dt.timedelta(days=max_lookback + 2)).date()
+    from_ts, to_ts = reading_range(event)
     run(con, "CREATE OR REPLACE TEMP TABLE _holidays AS SELECT unnest(?::DATE[]) AS day",
-        [holidays_between(event.holiday_calendar, first, event.end_utc.date() + dt.timedelta(days=1))])
+        [holidays_between(event.holiday_calendar, from_ts.date() - dt.timedelta(days=1), to_ts.date() + dt.timedelta(days=1))])
     run(con, "CREATE OR REPLACE TEMP TABLE _windows AS SELECT unnest(?::VARCHAR[]) AS role, unnest(?::TIMESTAMPTZ[]) AS ts",
         [[r for r, _ in windows], [t for _, t in windows]])
     run(con, """CREATE OR REPLACE TEMP TABLE _rules (day_type VARCHAR, y INTEGER, selection VARCHAR, x INTEGER,
                 lookback INTEGER, first_back INTEGER, low_usage BOOLEAN)""")
     if preset.rules:
-        con.executemany("INSERT INTO _rules VALUES (?, ?, ?, ?, ?, ?, ?)", _rules_table(preset))
-    value = CHANNEL_COLUMN[event.channel]
-    params = {"program": event.program_id, "start": event.start_utc,
-              "from_ts": event.start_utc - dt.timedelta(days=max_lookback + 2),
-              "to_ts": event.end_utc + dt.timedelta(days=1)}
-    # meters enrolled at the event's start, the event day and the local slots of every window interval
+        con.executemany("INSERT INTO _rules VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            (t, r.days, r.selection, r.keep, r.lookback_days, r.first_day_back, r.low_usage) for t, r in preset.rules.items()])
+    # meters enrolled at the event's start, with the event's local day in their zone
     run(con, """CREATE OR REPLACE TEMP TABLE _meters AS
-        SELECT m.meter_id, m.timezone,
-               (CAST($start AS TIMESTAMPTZ) AT TIME ZONE m.timezone)::DATE AS event_day
+        SELECT m.meter_id, m.timezone, (CAST($start AS TIMESTAMPTZ) AT TIME ZONE m.timezone)::DATE AS event_day
         FROM meters m
         WHERE m.meter_id IN (SELECT meter_id FROM meter_enrollments WHERE program_id = $program
                              AND valid_from <= $start AND (valid_to IS NULL OR valid_to > $start))""",
-        {k: params[k] for k in ("program", "start")})
-    run(con, """CREATE OR REPLACE TEMP TABLE _slots AS
-        SELECT m.meter_id, w.role, w.ts,
-               date_diff('minute', date_trunc('day', w.ts AT TIME ZONE m.timezone), w.ts AT TIME ZONE m.timezone) AS slot
-        FROM _meters m CROSS JOIN _windows w""")
-    # readings of those meters by local day and slot (a repeated slot on a 25-hour day: the mean of both)
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _daily AS
-        SELECT r.meter_id, (r.interval_start_utc AT TIME ZONE m.timezone)::DATE AS day,
-               date_diff('minute', date_trunc('day', r.interval_start_utc AT TIME ZONE m.timezone),
-                         r.interval_start_utc AT TIME ZONE m.timezone) AS slot,
-               avg(r.{value}) AS value, bool_and(r.final) AS final
-        FROM interval_readings r JOIN _meters m USING (meter_id)
-        WHERE r.interval_start_utc >= $from_ts AND r.interval_start_utc < $to_ts AND r.{value} IS NOT NULL
-        GROUP BY ALL""", {k: params[k] for k in ("from_ts", "to_ts")})
+        {"program": event.program_id, "start": event.start_utc})
+    # the local slot of every window interval, per time zone (the same for every meter of a zone)
+    run(con, """CREATE OR REPLACE TEMP TABLE _zone_slots AS
+        SELECT z.timezone, w.role, w.ts,
+               date_diff('minute', date_trunc('day', w.ts AT TIME ZONE z.timezone), w.ts AT TIME ZONE z.timezone) AS slot
+        FROM (SELECT DISTINCT timezone FROM _meters) z CROSS JOIN _windows w""")
+    # every UTC instant of the reading range whose local slot is a needed one, with its local day; w: 1/2 for
+    # each of a 25-hour day's two readings of a slot (the day's value there is their mean), else 1
+    run(con, """CREATE OR REPLACE TEMP TABLE _calendar AS
+        WITH ticks AS (SELECT unnest(generate_series(CAST($from_ts AS TIMESTAMPTZ), CAST($to_ts AS TIMESTAMPTZ) - INTERVAL 15 MINUTE,
+                                                      INTERVAL 15 MINUTE)) AS ts),
+        local AS (SELECT z.timezone, t.ts, t.ts AT TIME ZONE z.timezone AS lt
+                  FROM (SELECT DISTINCT timezone FROM _meters) z CROSS JOIN ticks t),
+        needed AS (
+            SELECT l.timezone, l.ts, l.lt::DATE AS day, s.slot, s.role = 'event' AS is_event
+            FROM local l JOIN (SELECT DISTINCT timezone, slot, role FROM _zone_slots) s
+              ON s.timezone = l.timezone AND s.slot = date_diff('minute', date_trunc('day', l.lt), l.lt))
+        SELECT *, 1.0 / count(*) OVER (PARTITION BY timezone, day, slot) AS w FROM needed""",
+        {"from_ts": from_ts, "to_ts": to_ts})
+    value = CHANNEL_COLUMN[event.channel]
+    readings = _readings_sql(value)
+    # the event day's value per needed slot (adjustment windows, same-day baselines); only from the event day
+    day_lo = min(t for _, t in windows) - dt.timedelta(hours=2)
+    day_hi = max(t for _, t in windows) + dt.timedelta(hours=2)
+    run(con, f"""CREATE OR REPLACE TEMP TABLE _event_day AS
+        SELECT r.meter_id, r.slot, sum(r.value * r.w) AS value, bool_and(r.final) AS final
+        FROM ({readings}) r JOIN _meters m ON m.meter_id = r.meter_id AND m.event_day = r.day
+        GROUP BY ALL HAVING sum(r.w) > 0.99""", {"lo": day_lo, "hi": day_hi})
     run(con, f"""CREATE OR REPLACE TEMP TABLE _actuals AS
-        SELECT s.meter_id, s.ts, r.{value} AS value, r.final
-        FROM _slots s LEFT JOIN interval_readings r ON r.meter_id = s.meter_id AND r.interval_start_utc = s.ts
-        WHERE s.role = 'event'""")
+        SELECT m.meter_id, s.ts, r.{value} AS value, r.final
+        FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'event'
+        LEFT JOIN (SELECT * FROM interval_readings WHERE interval_start_utc >= $start AND interval_start_utc < $end
+                   AND {value} IS NOT NULL) r
+          ON r.meter_id = m.meter_id AND r.interval_start_utc = s.ts""", {"start": event.start_utc, "end": event.end_utc})
     # local days on which a meter had an event of any program it was enrolled in then
     run(con, """CREATE OR REPLACE TEMP TABLE _event_days AS
         SELECT DISTINCT m.meter_id, (e.start_utc AT TIME ZONE m.timezone)::DATE AS day
@@ -119,43 +146,39 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
     if preset.zero or preset.same_day:
         _same_day_or_zero(con, preset)
     else:
-        _day_matching(con, preset)
-    if preset.same_day:  # its baseline is the adjustment window: missing data there means no numbers
-        run(con, """UPDATE _event_status SET status = 'NO_ADJUSTMENT_DATA' WHERE status = 'INSUFFICIENT_DAYS'""")
+        _day_matching(con, preset, readings, {"lo": from_ts, "hi": to_ts})
 
 
-def _day_matching(con, preset: Preset) -> None:
+def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> None:
     split = preset.day_types
     run(con, f"""CREATE OR REPLACE TEMP TABLE _rule AS
-        SELECT m.meter_id, m.event_day, r.*
+        SELECT m.meter_id, m.timezone, m.event_day, r.*
         FROM _meters m JOIN _rules r ON r.day_type = {_day_type_sql(split, 'm.event_day')}""")
-    # eligible candidate days with their event-window mean, most recent first
+    # eligible candidate days (every needed slot present) with their event-window mean, most recent first
     run(con, f"""CREATE OR REPLACE TEMP TABLE _eligible AS
-        WITH need AS (SELECT meter_id, count(DISTINCT slot) AS n FROM _slots GROUP BY meter_id),
-        days AS (
-            SELECT d.meter_id, d.day,
-                   count(DISTINCT d.slot) AS present,
-                   avg(d.value) FILTER (WHERE s.role = 'event') AS event_mean
-            FROM _daily d JOIN _rule r USING (meter_id)
-            JOIN (SELECT DISTINCT meter_id, slot, role FROM _slots) s ON s.meter_id = d.meter_id AND s.slot = d.slot
-            WHERE d.day BETWEEN r.event_day - r.lookback AND r.event_day - r.first_back
+        WITH readings AS ({readings}),
+        need AS (SELECT timezone, count(DISTINCT slot) AS n FROM _zone_slots GROUP BY timezone),
+        days AS (SELECT meter_id, day, sum(w) AS present,
+                        sum(value * w) FILTER (WHERE is_event) / sum(w) FILTER (WHERE is_event) AS event_mean
+                 FROM readings GROUP BY meter_id, day),
+        candidates AS (
+            SELECT d.meter_id, d.day, d.event_mean
+            FROM days d JOIN _rule r USING (meter_id) JOIN need n ON n.timezone = r.timezone
+            WHERE d.present > n.n - 0.01 AND d.day BETWEEN r.event_day - r.lookback AND r.event_day - r.first_back
               AND {_day_type_sql(split, 'd.day')} = r.day_type
-              AND (d.meter_id, d.day) NOT IN (SELECT meter_id, day FROM _event_days)
-            GROUP BY d.meter_id, d.day
-        )
-        SELECT days.*, row_number() OVER (PARTITION BY days.meter_id ORDER BY days.day DESC) AS rn
-        FROM days JOIN need USING (meter_id) WHERE days.present = need.n""")
+              AND (d.meter_id, d.day) NOT IN (SELECT meter_id, day FROM _event_days))
+        SELECT *, row_number() OVER (PARTITION BY meter_id ORDER BY day DESC) AS rn FROM candidates""", reading_range)
     # the Y most recent; low-usage days (where the rule has it) replaced by the next older ones, not re-tested
     run(con, """CREATE OR REPLACE TEMP TABLE _pool AS
         WITH first_y AS (
-            SELECT e.*, r.y, r.low_usage, r.selection, r.x,
-                   r.low_usage AND e.event_mean < 0.25 * avg(e.event_mean) OVER (PARTITION BY e.meter_id) AS low
+            SELECT e.*, r.low_usage AND e.event_mean < 0.25 * avg(e.event_mean) OVER (PARTITION BY e.meter_id) AS low
             FROM _eligible e JOIN _rule r USING (meter_id) WHERE e.rn <= r.y
         ), lows AS (SELECT meter_id, count(*) FILTER (WHERE low) AS n_low FROM first_y GROUP BY meter_id)
-        SELECT meter_id, day, event_mean, rn FROM first_y WHERE NOT low
+        SELECT meter_id, day, event_mean FROM first_y WHERE NOT low
         UNION ALL
-        SELECT e.meter_id, e.day, e.event_mean, e.rn FROM _eligible e JOIN _rule r USING (meter_id)
+        SELECT e.meter_id, e.day, e.event_mean FROM _eligible e JOIN _rule r USING (meter_id)
         JOIN lows USING (meter_id) WHERE e.rn > r.y AND e.rn <= r.y + lows.n_low""")
+    # ranking by event-window mean, a tie to the more recent day
     run(con, """CREATE OR REPLACE TEMP TABLE _selected AS
         WITH ranked AS (
             SELECT p.*, r.y, r.selection, r.x, count(*) OVER (PARTITION BY p.meter_id) AS n,
@@ -165,66 +188,85 @@ def _day_matching(con, preset: Preset) -> None:
         SELECT meter_id, day FROM ranked WHERE n = y AND (
             selection = 'all' OR (selection = 'highest' AND by_load <= x)
             OR (selection = 'middle' AND by_load > 1 AND by_load < n))""")
-    run(con, """CREATE OR REPLACE TEMP TABLE _unadjusted AS
-        SELECT d.meter_id, d.slot, avg(d.value) AS baseline, bool_and(d.final) AS final
-        FROM _daily d JOIN _selected s USING (meter_id, day) GROUP BY ALL""")
+    # a slot's baseline: the mean over the selected days of each day's value there (every day has them all).
+    # Only the span of the selected days is read again (for most presets a fraction of the look-back).
+    first, last = con.execute("SELECT min(day), max(day) FROM _selected").fetchall()[0]
+    if first is not None:
+        reading_range = {"lo": max(reading_range["lo"], _utc_midnight(first) - dt.timedelta(days=1)),
+                         "hi": min(reading_range["hi"], _utc_midnight(last) + dt.timedelta(days=2))}
+    run(con, f"""CREATE OR REPLACE TEMP TABLE _unadjusted AS
+        WITH n AS (SELECT meter_id, count(*) AS days FROM _selected GROUP BY meter_id)
+        SELECT d.meter_id, d.slot, sum(d.value * d.w) / any_value(n.days) AS baseline, bool_and(d.final) AS final
+        FROM ({readings}) d JOIN _selected s USING (meter_id, day) JOIN n USING (meter_id) GROUP BY ALL""", reading_range)
     _adjust_and_emit(con, preset)
 
 
 def _adjust_and_emit(con, preset: Preset) -> None:
     adjustment = preset.adjustment
     kind = adjustment.kind if adjustment else "none"
-    cap = adjustment.cap if adjustment and adjustment.cap is not None else None
+    cap = adjustment.cap if adjustment else None
     if kind == "multiplicative":
         raw = "CASE WHEN sum(u.baseline) = 0 THEN 1.0 ELSE sum(a.value) / sum(u.baseline) END"
         factor = raw if cap is None else f"greatest({1 - cap}, least({1 + cap}, {raw}))"
         adjusted = "u.baseline * coalesce(adj.factor, 1.0)"
     else:
-        factor = "avg(a.value) - avg(u.baseline)" if kind == "additive" else "NULL"
+        factor = "avg(a.value) - avg(u.baseline)" if kind == "additive" else "NULL::DOUBLE"
         adjusted = "u.baseline + coalesce(adj.factor, 0.0)"
     run(con, f"""CREATE OR REPLACE TEMP TABLE _adjustment AS
-        SELECT s.meter_id, count(a.value) = count(*) AS complete, {factor} AS factor, bool_and(a.final) AS final
-        FROM _slots s JOIN _meters m USING (meter_id)
-        JOIN _unadjusted u ON u.meter_id = s.meter_id AND u.slot = s.slot
-        LEFT JOIN _daily a ON a.meter_id = s.meter_id AND a.day = m.event_day AND a.slot = s.slot
-        WHERE s.role = 'adjust' GROUP BY s.meter_id""")
+        SELECT m.meter_id, count(a.value) = count(*) AS complete, {factor} AS factor,
+               bool_and(a.final) AND bool_and(u.final) AS final
+        FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'adjust'
+        JOIN _unadjusted u ON u.meter_id = m.meter_id AND u.slot = s.slot
+        LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
+        GROUP BY m.meter_id""")
     run(con, "UPDATE _adjustment SET factor = NULL WHERE NOT complete")
-    _emit(con, f"""SELECT s.meter_id, s.ts, u.baseline, {adjusted} AS adjusted,
+    _emit(con, f"""SELECT m.meter_id, s.ts, u.baseline, {adjusted} AS adjusted,
                           u.final AND coalesce(adj.final, true) AS inputs_final,
-                          adj.meter_id IS NOT NULL AND NOT adj.complete AS no_adjustment_data
-                   FROM _slots s JOIN _unadjusted u ON u.meter_id = s.meter_id AND u.slot = s.slot
-                   LEFT JOIN _adjustment adj ON adj.meter_id = s.meter_id
-                   WHERE s.role = 'event'""")
+                          adj.meter_id IS NOT NULL AND NOT adj.complete AS no_adjustment_data, adj.factor
+                   FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'event'
+                   JOIN _unadjusted u ON u.meter_id = m.meter_id AND u.slot = s.slot
+                   LEFT JOIN _adjustment adj ON adj.meter_id = m.meter_id""",
+          days="(SELECT list(day ORDER BY day) FROM _selected x WHERE x.meter_id = m.meter_id)")
 
 
 def _same_day_or_zero(con, preset: Preset) -> None:
+    event_slots = "_meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'event'"
     if preset.zero:
-        _emit(con, """SELECT s.meter_id, s.ts, 0.0 AS baseline, 0.0 AS adjusted, true AS inputs_final,
-                             false AS no_adjustment_data FROM _slots s WHERE s.role = 'event'""")
+        _emit(con, f"""SELECT m.meter_id, s.ts, 0.0 AS baseline, 0.0 AS adjusted, true AS inputs_final,
+                              false AS no_adjustment_data, NULL::DOUBLE AS factor FROM {event_slots}""")
         return
     # the baseline is the event day's own mean over the adjustment windows; a missing slot there: no numbers
     run(con, """CREATE OR REPLACE TEMP TABLE _same_day AS
-        SELECT s.meter_id, avg(a.value) AS baseline, count(a.value) = count(*) AS complete, bool_and(a.final) AS final
-        FROM _slots s JOIN _meters m USING (meter_id)
-        LEFT JOIN _daily a ON a.meter_id = s.meter_id AND a.day = m.event_day AND a.slot = s.slot
-        WHERE s.role = 'adjust' GROUP BY s.meter_id""")
-    _emit(con, """SELECT s.meter_id, s.ts, b.baseline, b.baseline AS adjusted, b.final AS inputs_final,
-                         false AS no_adjustment_data
-                  FROM _slots s JOIN _same_day b USING (meter_id) WHERE s.role = 'event' AND b.complete""")
+        SELECT m.meter_id, avg(a.value) AS baseline, count(a.value) = count(*) AS complete, bool_and(a.final) AS final
+        FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'adjust'
+        LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
+        GROUP BY m.meter_id""")
+    _emit(con, f"""SELECT m.meter_id, s.ts, b.baseline, b.baseline AS adjusted, b.final AS inputs_final,
+                          false AS no_adjustment_data, NULL::DOUBLE AS factor
+                   FROM {event_slots} JOIN _same_day b ON b.meter_id = m.meter_id WHERE b.complete""",
+          missing_status="NO_ADJUSTMENT_DATA")
 
 
-def _emit(con, baseline_rows: str) -> None:
+def _emit(con, baseline_rows: str, days: str = "NULL::DATE[]", missing_status: str = "INSUFFICIENT_DAYS") -> None:
     """_event_baselines: one row per meter with a baseline and per event interval, with the actual (NULL if
-    missing); _event_status: one row per enrolled meter, the first status that applies (DOMAIN.md §6)."""
+    missing); _event_status: one row per enrolled meter with the first status that applies (DOMAIN.md §6), the
+    days the baseline used, the adjustment applied (a ratio or a kWh delta; NULL if none) and its actuals."""
     run(con, f"""CREATE OR REPLACE TEMP TABLE _event_baselines AS
         WITH b AS ({baseline_rows})
         SELECT b.meter_id, b.ts AS interval_start_utc, b.baseline AS baseline_kwh, b.adjusted AS adjusted_baseline_kwh,
-               a.value AS actual_kwh, b.inputs_final AND coalesce(a.final, true) AS final, b.no_adjustment_data
+               a.value AS actual_kwh, b.inputs_final AND coalesce(a.final, true) AS final, b.no_adjustment_data,
+               b.factor AS adjustment
         FROM b LEFT JOIN _actuals a ON a.meter_id = b.meter_id AND a.ts = b.ts""")
-    run(con, """CREATE OR REPLACE TEMP TABLE _event_status AS
+    run(con, f"""CREATE OR REPLACE TEMP TABLE _event_status AS
         SELECT m.meter_id,
-               CASE WHEN count(b.meter_id) = 0 THEN 'INSUFFICIENT_DAYS'
+               CASE WHEN count(b.meter_id) = 0 THEN '{missing_status}'
                     WHEN bool_or(b.no_adjustment_data) THEN 'NO_ADJUSTMENT_DATA'
                     WHEN count(b.actual_kwh) < count(b.meter_id) THEN 'MISSING_ACTUALS'
-                    WHEN NOT bool_and(b.final) THEN 'PROVISIONAL' ELSE 'OK' END AS status
-        FROM _meters m LEFT JOIN _event_baselines b USING (meter_id) GROUP BY m.meter_id""")
+                    WHEN NOT bool_and(b.final) THEN 'PROVISIONAL' ELSE 'OK' END AS status,
+               {days} AS selected_days, any_value(b.adjustment) AS adjustment,
+               any_value(a.expected) AS intervals_expected, any_value(a.present) AS intervals_present,
+               any_value(a.actual_kwh) AS actual_kwh
+        FROM _meters m LEFT JOIN _event_baselines b USING (meter_id)
+        LEFT JOIN (SELECT meter_id, count(*) AS expected, count(value) AS present, sum(value) AS actual_kwh
+                   FROM _actuals GROUP BY meter_id) a ON a.meter_id = m.meter_id
+        GROUP BY m.meter_id""")

@@ -74,21 +74,45 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 
 # Overrides a program may set in programs.xml (<override name=".." value=".."/>), applied to every day rule.
 _RULE_OVERRIDES = {"days": int, "keep": int, "lookback_days": int, "first_day_back": int, "selection": str,
-                   "low_usage": lambda v: v.lower() == "true"}
+                   "low_usage": lambda v: {"true": True, "false": False}[v.lower()]}
+SELECTIONS = ("all", "highest", "middle")
+KINDS = ("multiplicative", "additive")
 
 
 def preset_for(name: str, overrides: dict[str, str] | None = None) -> Preset:
-    """The preset with a program's overrides applied: day-rule fields, `cap` (a number or `none`), `kind`."""
+    """The preset with a program's overrides applied: day-rule fields, `cap` (a number in [0, 1] or `none`) and
+    `kind` of the adjustment. An override the preset cannot use, or a value out of range, is a ValueError (the
+    configuration load reports it), never silently ignored."""
     preset = PRESETS[name]
     overrides = dict(overrides or {})
-    rule_changes = {k: _RULE_OVERRIDES[k](overrides.pop(k)) for k in list(overrides) if k in _RULE_OVERRIDES}
-    rules = {t: dataclasses.replace(r, **rule_changes) for t, r in preset.rules.items()}
+    unknown = sorted(set(overrides) - set(_RULE_OVERRIDES) - {"cap", "kind"})
+    if unknown:
+        raise ValueError(f"unknown override(s) for preset {name}: {', '.join(unknown)}")
+    rule_names = [k for k in overrides if k in _RULE_OVERRIDES]
+    adjustment_names = [k for k in overrides if k in ("cap", "kind")]
+    if rule_names and not preset.rules:
+        raise ValueError(f"preset {name} has no candidate days: {', '.join(rule_names)} cannot apply")
+    if adjustment_names and (preset.adjustment is None or preset.same_day):
+        raise ValueError(f"preset {name} has no day-of adjustment: {', '.join(adjustment_names)} cannot apply")
+    try:
+        changes = {k: _RULE_OVERRIDES[k](overrides[k]) for k in rule_names}
+        cap = overrides.get("cap")
+        cap_value = None if cap is None or cap.lower() == "none" else float(cap)
+    except (ValueError, KeyError):
+        raise ValueError(f"preset {name}: bad override value in {overrides}") from None
+    rules = {t: dataclasses.replace(r, **changes) for t, r in preset.rules.items()}
+    for r in rules.values():
+        if r.selection not in SELECTIONS or r.days < 1 or r.lookback_days < r.first_day_back or r.first_day_back < 1:
+            raise ValueError(f"preset {name}: selection must be one of {SELECTIONS}, days >= 1 and lookback_days >= "
+                             f"first_day_back >= 1 (got {r})")
+        if r.selection == "highest" and not (r.keep and 1 <= r.keep <= r.days):
+            raise ValueError(f"preset {name}: selection 'highest' needs 1 <= keep <= days (got keep={r.keep}, days={r.days})")
+        if r.selection == "middle" and r.days < 3:
+            raise ValueError(f"preset {name}: selection 'middle' needs days >= 3")
     adjustment = preset.adjustment
-    if adjustment is not None and ("cap" in overrides or "kind" in overrides):
-        cap = overrides.pop("cap", None)
-        adjustment = dataclasses.replace(
-            adjustment, kind=overrides.pop("kind", adjustment.kind),
-            cap=adjustment.cap if cap is None else (None if cap.lower() == "none" else float(cap)))
-    if overrides:
-        raise ValueError(f"unknown override(s) for preset {name}: {', '.join(sorted(overrides))}")
+    if adjustment_names:
+        kind = overrides.get("kind", adjustment.kind)
+        if kind not in KINDS or (cap_value is not None and not 0 <= cap_value <= 1):
+            raise ValueError(f"preset {name}: kind must be one of {KINDS} and cap in [0, 1] or none")
+        adjustment = dataclasses.replace(adjustment, kind=kind, cap=adjustment.cap if cap is None else cap_value)
     return dataclasses.replace(preset, rules=rules, adjustment=adjustment)

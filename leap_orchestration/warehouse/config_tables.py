@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import duckdb
 import polars as pl
@@ -21,13 +22,15 @@ def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) ->
     ]
     ownership = [(m.meter_id, o.partner_id, o.valid_from, o.valid_to) for m in cfg.meters for o in m.ownerships]
     enrollments = [(m.meter_id, e.program_id, e.valid_from, e.valid_to) for m in cfg.meters for e in m.enrollments]
-    programs = [(p.program_id, p.name, p.baseline_preset, p.channel, p.holiday_calendar) for p in cfg.programs]
+    programs = [(p.program_id, p.name, p.baseline_preset, p.channel, p.holiday_calendar, json.dumps(p.override_dict), p.clip)
+                for p in cfg.programs]
+    seasons = [(p.program_id, s.season_id, s.start_utc, s.end_utc) for p in cfg.programs for s in p.seasons]
     events = [(e.event_id, e.program_id, e.start_utc, e.end_utc, e.event_type) for e in cfg.events]
     run(con, "BEGIN TRANSACTION")
     try:
         for table, rows, width in (
             ("meters", meters, 10), ("meter_ownership", ownership, 4), ("meter_enrollments", enrollments, 4),
-            ("programs", programs, 5), ("dr_events", events, 5),
+            ("programs", programs, 7), ("program_seasons", seasons, 4), ("dr_events", events, 5),
         ):
             run(con, f"DELETE FROM {table}")
             if rows:

@@ -98,6 +98,14 @@ CREATE TABLE IF NOT EXISTS programs (
     channel VARCHAR,
     holiday_calendar VARCHAR
 );
+ALTER TABLE programs ADD COLUMN IF NOT EXISTS overrides JSON;       -- {"name": "value"} over the preset
+ALTER TABLE programs ADD COLUMN IF NOT EXISTS clip VARCHAR;         -- none | event | interval
+CREATE TABLE IF NOT EXISTS program_seasons (
+    program_id VARCHAR NOT NULL,
+    season_id VARCHAR NOT NULL,
+    start_utc TIMESTAMPTZ NOT NULL,
+    end_utc TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dr_events (
     event_id VARCHAR PRIMARY KEY,
     program_id VARCHAR NOT NULL,
@@ -134,4 +142,96 @@ CREATE TABLE IF NOT EXISTS standardized_hours (
 CREATE TABLE IF NOT EXISTS standardized_jobs (
     job_id VARCHAR PRIMARY KEY,
     standardized_at TIMESTAMPTZ NOT NULL
+);
+
+-- Settlement (leap_orchestration/settlement). `baselines` and `event_performance` are contract tables.
+-- Per meter, event and 15-minute event interval: the baseline (unadjusted and adjusted) and the actual (NULL if
+-- missing). Only meters with numbers have rows; baseline_status says why the others have none.
+CREATE TABLE IF NOT EXISTS baselines (
+    event_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    interval_start_utc TIMESTAMPTZ NOT NULL,
+    method VARCHAR NOT NULL,            -- the program's baseline preset
+    baseline_kwh DOUBLE,
+    adjusted_baseline_kwh DOUBLE,
+    actual_kwh DOUBLE,
+    program_id VARCHAR NOT NULL,
+    final BOOLEAN NOT NULL,             -- every reading this row used is final
+    computed_at TIMESTAMPTZ NOT NULL
+);
+-- Per meter and event: the status (DOMAIN.md §6), the days the baseline used and the day-of adjustment.
+CREATE TABLE IF NOT EXISTS baseline_status (
+    event_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    program_id VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    selected_days DATE[],               -- local days averaged (NULL for same-day and zero baselines)
+    adjustment DOUBLE,                  -- ratio (multiplicative) or kWh per interval (additive); NULL if none
+    intervals_expected INTEGER NOT NULL,
+    intervals_present INTEGER NOT NULL, -- event intervals with an actual
+    actual_kwh DOUBLE,                  -- sum of the present actuals
+    computed_at TIMESTAMPTZ NOT NULL
+);
+-- Events whose baselines are current: the digest of everything they were computed from.
+CREATE TABLE IF NOT EXISTS settled_events (
+    event_id VARCHAR PRIMARY KEY,
+    inputs_digest VARCHAR NOT NULL,
+    meters BIGINT NOT NULL,
+    computed_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS event_performance (
+    event_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    program_id VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    baseline_kwh DOUBLE,                -- adjusted baseline, summed over the intervals with an actual
+    actual_kwh DOUBLE,
+    reduction_kwh DOUBLE,               -- signed by channel; clipped only where the program says
+    avg_reduction_kw DOUBLE,            -- reduction_kwh / hours covered by present intervals
+    intervals_expected INTEGER NOT NULL,
+    intervals_present INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    unadjusted_baseline_kwh DOUBLE,
+    event_hours DOUBLE NOT NULL,
+    channel VARCHAR NOT NULL,
+    clip VARCHAR NOT NULL,
+    computed_at TIMESTAMPTZ NOT NULL
+);
+-- Clock hours of an event with all four intervals present (an incomplete hour is dropped).
+CREATE TABLE IF NOT EXISTS event_performance_hourly (
+    event_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    program_id VARCHAR NOT NULL,
+    hour_start_utc TIMESTAMPTZ NOT NULL,
+    baseline_kwh DOUBLE NOT NULL,
+    actual_kwh DOUBLE NOT NULL,
+    reduction_kwh DOUBLE NOT NULL
+);
+-- Per event (all its meters): totals and status counts.
+CREATE TABLE IF NOT EXISTS program_event_performance (
+    event_id VARCHAR NOT NULL,
+    program_id VARCHAR NOT NULL,
+    start_utc TIMESTAMPTZ NOT NULL,
+    end_utc TIMESTAMPTZ NOT NULL,
+    event_hours DOUBLE NOT NULL,
+    meters_enrolled BIGINT NOT NULL,
+    meters_with_numbers BIGINT NOT NULL,
+    meters_ok BIGINT NOT NULL,
+    baseline_kwh DOUBLE,
+    actual_kwh DOUBLE,
+    reduction_kwh DOUBLE,
+    avg_reduction_kw DOUBLE             -- reduction_kwh / event_hours: the event's aggregate delivered kW
+);
+-- Per program, season and meter: average kW over all event hours of the season (a missed event counts as 0).
+CREATE TABLE IF NOT EXISTS season_performance (
+    program_id VARCHAR NOT NULL,
+    season_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    events BIGINT NOT NULL,
+    events_with_numbers BIGINT NOT NULL,
+    event_hours DOUBLE NOT NULL,
+    reduction_kwh DOUBLE NOT NULL,
+    avg_reduction_kw DOUBLE NOT NULL
 );

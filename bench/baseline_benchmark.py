@@ -1,0 +1,111 @@
+"""Baseline engine speed: 10,000 meters, 45 days of 15-minute readings, one event, CAISO 10-in-10 with its
+day-of adjustment, against a bare DuckDB aggregate over the same look-back window of readings.
+
+    .venv/bin/python bench/baseline_benchmark.py [--meters 10000] [--days 45] [--repeat 3] [--keep DIR]
+
+Builds a real warehouse file (the project's schema) with synthetic readings: three time zones, a daily shape,
+per-meter scale and noise, a weekend and the 4 July holiday inside the look-back. Then, in one process and on
+the same connection, alternates:
+- reference: `SELECT meter_id, count(*), avg(energy_net_kwh) ... GROUP BY meter_id` over exactly the rows the
+  event's baselines may read (the engine's `reading_range`);
+- engine: `compute_event` for the event over every enrolled meter (all temp tables, statuses included).
+Prints the median of each and their ratio (the target is ≤ 3×). The engine's result is sanity-checked (every
+meter OK, baseline close to the synthetic load) so a fast wrong answer cannot pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from leap_orchestration.settlement.engine import EventSpec, compute_event, reading_range  # noqa: E402
+from leap_orchestration.settlement.presets import preset_for  # noqa: E402
+from leap_orchestration.warehouse import Warehouse  # noqa: E402
+from leap_orchestration.warehouse.duck import run  # noqa: E402
+
+# Wednesday 20 August 2025, 16:00-19:00 in Los Angeles (19:00-22:00 in New York)
+EVENT_START = dt.datetime(2025, 8, 20, 23, tzinfo=dt.UTC)
+EVENT_END = dt.datetime(2025, 8, 21, 2, tzinfo=dt.UTC)
+ZONES = ("America/Los_Angeles", "America/New_York", "America/Chicago")
+
+
+def build(wh: Warehouse, meters: int, days: int) -> int:
+    first = EVENT_START.replace(hour=0) - dt.timedelta(days=days + 2)
+    last = EVENT_END.replace(hour=0) + dt.timedelta(days=1)
+    with wh.connect() as con:
+        run(con, f"""INSERT INTO meters (meter_id, timezone)
+            SELECT uuid_extract_version(gen_random_uuid())::VARCHAR || '-' || md5(i::VARCHAR), list_extract(?::VARCHAR[], 1 + i % 3)
+            FROM range({meters}) t(i)""", [list(ZONES)])
+        run(con, "INSERT INTO meter_enrollments SELECT meter_id, 'bench', '2025-01-01', NULL FROM meters")
+        # a shape by local hour (evening peak), a per-meter scale, deterministic noise per reading
+        run(con, """INSERT INTO interval_readings
+            WITH m AS (SELECT meter_id, timezone, 0.5 + (hash(meter_id) % 1000) / 1000.0 AS scale FROM meters),
+            t AS (SELECT unnest(generate_series(?::TIMESTAMPTZ, ?::TIMESTAMPTZ - INTERVAL 15 MINUTE, INTERVAL 15 MINUTE)) AS ts)
+            SELECT m.meter_id, t.ts, t.ts + INTERVAL 15 MINUTE, NULL, NULL,
+                   round(m.scale * (0.25 + 0.2 * (hour(t.ts AT TIME ZONE m.timezone) BETWEEN 16 AND 21)::INT
+                         + 0.05 * (isodow((t.ts AT TIME ZONE m.timezone)::DATE) >= 6)::INT
+                         + (hash(m.meter_id, t.ts) % 100) / 1000.0), 3),
+                   true, 'CA', 'bench', now(), now()
+            FROM t CROSS JOIN m ORDER BY t.ts""", [first, last])
+        return con.execute("SELECT count(*) FROM interval_readings").fetchall()[0][0]
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--meters", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=45)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="build the warehouse here (reused if it exists)")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="leap-bench-baselines-"))
+    wh = Warehouse(folder / "warehouse.duckdb", memory_limit="12GB")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    exists = wh.path.exists()
+    t0 = time.perf_counter()
+    rows = build(wh, args.meters, args.days) if not exists else None
+    if rows is not None:
+        print(f"built {rows:,} readings for {args.meters:,} meters in {time.perf_counter() - t0:.1f} s ({wh.path})")
+    event = EventSpec("bench-event", "bench", EVENT_START, EVENT_END, preset_for("caiso_10in10"))
+    lo, hi = reading_range(event)
+    with wh.connect() as con:
+        in_window = con.execute("SELECT count(*) FROM interval_readings WHERE interval_start_utc >= ? AND interval_start_utc < ?",
+                                [lo, hi]).fetchall()[0][0]
+        print(f"readings in the event's reading range [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}): {in_window:,}")
+
+        def reference():
+            con.execute("""SELECT meter_id, count(*), avg(energy_net_kwh) FROM interval_readings
+                           WHERE interval_start_utc >= ? AND interval_start_utc < ? GROUP BY meter_id""", [lo, hi]).fetchall()
+
+        ref, eng = [], []
+        for _ in range(args.repeat):
+            ref.append(timed(reference))
+            eng.append(timed(lambda: compute_event(con, event)))
+        statuses = dict(con.execute("SELECT status, count(*) FROM _event_status GROUP BY ALL").fetchall())
+        rows_out, mean_ratio = con.execute("""SELECT count(*), avg(adjusted_baseline_kwh / nullif(actual_kwh, 0))
+                                              FROM _event_baselines""").fetchall()[0]
+    assert statuses == {"OK": args.meters}, statuses
+    assert rows_out == args.meters * 12 and 0.8 < mean_ratio < 1.2, (rows_out, mean_ratio)
+    r, e = statistics.median(ref), statistics.median(eng)
+    print(f"reference aggregate: {r:.3f} s (median of {args.repeat}: {', '.join(f'{x:.3f}' for x in ref)})")
+    print(f"engine (caiso_10in10): {e:.3f} s (median of {args.repeat}: {', '.join(f'{x:.3f}' for x in eng)})")
+    print(f"ratio engine / reference: {e / r:.2f}x (target <= 3x); {rows_out:,} baseline rows, statuses {statuses}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Settlement end to end below Dagster and through it: stored baselines, event performance and roll-ups,
+recomputation on changed readings, crash recovery, the assets, checks, metadata and the sensor."""
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from leap_orchestration.settlement import settle as settle_module
+from leap_orchestration.settlement.performance import (
+    rebuild_event_performance,
+    rebuild_hourly,
+    rebuild_program_events,
+    rebuild_seasons,
+)
+from leap_orchestration.settlement.settle import settle
+from leap_orchestration.warehouse import Warehouse
+from leap_orchestration.warehouse.duck import run
+
+LA = ZoneInfo("America/Los_Angeles")
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+EVENT_DAY = dt.date(2025, 8, 20)  # a Wednesday
+
+
+def local(day: dt.date, h: int, mi: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, h, mi, tzinfo=LA).astimezone(dt.UTC)
+
+
+@pytest.fixture
+def con(tmp_path):
+    with Warehouse(tmp_path / "w.duckdb").connect() as c:
+        run(c, "INSERT INTO config_loads VALUES ('fp-1', now(), 0, 0, 0)")
+        yield c
+
+
+def add_program(con, program_id, preset="caiso_10in10", channel="net", clip="none", overrides=None):
+    run(con, "INSERT INTO programs VALUES (?, ?, ?, ?, 'NERC', ?, ?)",
+        [program_id, program_id, preset, channel, json.dumps(overrides or {}), clip])
+
+
+def add_meter(con, meter_id, *programs):
+    run(con, "INSERT INTO meters (meter_id, timezone) VALUES (?, 'America/Los_Angeles')", [meter_id])
+    for p in programs:
+        run(con, "INSERT INTO meter_enrollments VALUES (?, ?, '2025-01-01', NULL)", [meter_id, p])
+
+
+def add_event(con, event_id, program_id, start, end):
+    run(con, "INSERT INTO dr_events VALUES (?, ?, ?, ?, 'x')", [event_id, program_id, start, end])
+
+
+def load(con, meter_id, first: dt.date, last: dt.date, value, generated=None, final=True):
+    """Every interval of local days first..last; value(day, local time) -> net kWh (consumed = net)."""
+    rows, t = [], local(first, 0)
+    stop = local(last + dt.timedelta(days=1), 0)
+    while t < stop:
+        lt = t.astimezone(LA)
+        v = value(lt.date(), lt)
+        g = generated(lt.date(), lt) if generated else 0.0
+        rows.append((meter_id, t, t + dt.timedelta(minutes=15), v + g, g, v, final))
+        t += dt.timedelta(minutes=15)
+    con.register("frame", pl.DataFrame(rows, schema=["m", "s", "e", "c", "g", "n", "f"], orient="row"))
+    run(con, """INSERT INTO interval_readings SELECT m, s, e, c, g, n, f, 'CA', 'job', now(), now() FROM frame""")
+    con.unregister("frame")
+
+
+def rebuild(con):
+    rebuild_event_performance(con, NOW)
+    rebuild_hourly(con)
+    rebuild_program_events(con)
+    rebuild_seasons(con)
+
+
+def perf(con, event_id):
+    return {r[0]: r[1:] for r in con.execute("""
+        SELECT meter_id, baseline_kwh, actual_kwh, reduction_kwh, avg_reduction_kw, intervals_expected, intervals_present, status
+        FROM event_performance WHERE event_id = ?""", [event_id]).fetchall()}
+
+
+def in_event(lt: dt.datetime) -> bool:
+    return lt.date() == EVENT_DAY and 16 <= lt.hour < 17
+
+
+def test_reduction_sign_clip_and_rollups(con):
+    # flat 1.0 kWh per interval; during the event (16:00-17:00) 0.4 => reduction 0.6 per interval, 2.4 kWh, 2.4 kW
+    add_program(con, "net_prog")
+    add_program(con, "battery_prog", preset="no_baseline", channel="generated")
+    add_program(con, "clipped", clip="interval")
+    add_meter(con, "m-net", "net_prog")
+    add_meter(con, "m-bat", "battery_prog")
+    add_meter(con, "m-up", "clipped")
+    first = EVENT_DAY - dt.timedelta(days=40)
+    load(con, "m-net", first, EVENT_DAY, lambda d, lt: 0.4 if in_event(lt) else 1.0)
+    load(con, "m-bat", first, EVENT_DAY, lambda d, lt: 1.0, generated=lambda d, lt: 1.25 if in_event(lt) else 0.0)
+    # two intervals below and two above the baseline of 1.0: clipped per interval only the savings count
+    load(con, "m-up", first, EVENT_DAY, lambda d, lt: (0.5 if lt.minute < 30 else 1.5) if in_event(lt) else 1.0)
+    for event_id, program in (("e-net", "net_prog"), ("e-bat", "battery_prog"), ("e-up", "clipped")):
+        add_event(con, event_id, program, local(EVENT_DAY, 16), local(EVENT_DAY, 17))
+    # the adjustment window [12:00, 15:00) is flat 1.0 on the event day: ratio 1
+    report = settle(con, NOW)
+    assert sorted(report.computed) == ["e-bat", "e-net", "e-up"]
+    rebuild(con)
+    assert perf(con, "e-net")["m-net"] == pytest.approx((4.0, 1.6, 2.4, 2.4, 4, 4, "OK"))
+    # generated channel: actual − baseline, baseline 0; 4 × 1.25 kWh = 5 kWh over 1 h = 5 kW
+    assert perf(con, "e-bat")["m-bat"] == pytest.approx((0.0, 5.0, 5.0, 5.0, 4, 4, "OK"))
+    # interval clip: 2 × 0.5 saved, 2 × −0.5 clipped to 0 => 1.0 kWh (unclipped it would be 0)
+    assert perf(con, "e-up")["m-up"][2] == pytest.approx(1.0)
+    hourly = con.execute("SELECT meter_id, hour_start_utc, reduction_kwh FROM event_performance_hourly ORDER BY 1").fetchall()
+    assert [(m, h, round(r, 6)) for m, h, r in hourly] == [
+        ("m-bat", local(EVENT_DAY, 16), 5.0), ("m-net", local(EVENT_DAY, 16), 2.4), ("m-up", local(EVENT_DAY, 16), 1.0)]
+    events = dict(con.execute("SELECT event_id, avg_reduction_kw FROM program_event_performance").fetchall())
+    assert events == pytest.approx({"e-net": 2.4, "e-bat": 5.0, "e-up": 1.0})
+
+
+def test_event_clip_and_incomplete_hour_dropped(con):
+    add_program(con, "p", clip="event")
+    add_meter(con, "m", "p")
+    load(con, "m", EVENT_DAY - dt.timedelta(days=40), EVENT_DAY, lambda d, lt: 1.5 if in_event(lt) else 1.0)
+    run(con, "DELETE FROM interval_readings WHERE interval_start_utc = ?", [local(EVENT_DAY, 16, 45)])
+    add_event(con, "e", "p", local(EVENT_DAY, 16), local(EVENT_DAY, 17))
+    settle(con, NOW)
+    rebuild(con)
+    baseline, actual, reduction, kw, expected, present, status = perf(con, "e")["m"]
+    # three present intervals at 1.5 against 1.0: −1.5 kWh, clipped at the event level to 0
+    assert (baseline, actual, reduction, kw, expected, present, status) == pytest.approx((3.0, 4.5, 0.0, 0.0, 4, 3, "MISSING_ACTUALS"))
+    assert con.execute("SELECT count(*) FROM event_performance_hourly").fetchall() == [(0,)]  # 3 of 4 intervals
+
+
+def test_season_average_counts_a_missed_event_as_zero(con):
+    add_program(con, "cs", preset="no_baseline", channel="generated")
+    run(con, "INSERT INTO program_seasons VALUES ('cs', 'summer', '2025-06-01', '2025-10-01')")
+    add_meter(con, "b1", "cs")
+    add_meter(con, "b2", "cs")
+    days = [EVENT_DAY, EVENT_DAY + dt.timedelta(days=1)]
+    # b1 discharges 1 kWh per interval in both 1-hour events (4 kW); b2 only in the first; the second event is 2 h
+    load(con, "b1", days[0], days[1], lambda d, lt: 0.5, generated=lambda d, lt: 1.0 if 16 <= lt.hour < 18 else 0.0)
+    load(con, "b2", days[0], days[1], lambda d, lt: 0.5, generated=lambda d, lt: 1.0 if d == days[0] and lt.hour == 16 else 0.0)
+    add_event(con, "ev1", "cs", local(days[0], 16), local(days[0], 17))
+    add_event(con, "ev2", "cs", local(days[1], 16), local(days[1], 18))
+    add_event(con, "winter", "cs", local(dt.date(2025, 12, 1), 16), local(dt.date(2025, 12, 1), 17))
+    settle(con, NOW)
+    rebuild(con)
+    seasons = {(s, m): (n, h, kw) for s, m, n, h, kw in con.execute(
+        "SELECT season_id, meter_id, events, event_hours, avg_reduction_kw FROM season_performance").fetchall()}
+    # b1: (4 + 8) kWh / 3 h = 4 kW; b2: (4 + 0) / 3 h; the December event has no readings: zero, in season '2025'
+    assert seasons[("summer", "b1")] == pytest.approx((2, 3.0, 4.0))
+    assert seasons[("summer", "b2")] == pytest.approx((2, 3.0, 4 / 3))
+    assert seasons[("2025", "b1")] == pytest.approx((1, 1.0, 0.0))
+
+
+def test_changed_readings_recompute_exactly_the_affected_events(con):
+    add_program(con, "p")
+    add_meter(con, "m", "p")
+    load(con, "m", dt.date(2025, 6, 1), dt.date(2025, 9, 30), lambda d, lt: 1.0)
+    add_event(con, "july", "p", local(dt.date(2025, 7, 16), 16), local(dt.date(2025, 7, 16), 17))
+    add_event(con, "sept", "p", local(dt.date(2025, 9, 17), 16), local(dt.date(2025, 9, 17), 17))
+    add_event(con, "future", "p", local(dt.date(2026, 7, 1), 16), local(dt.date(2026, 7, 1), 17))
+    first = settle(con, NOW)
+    assert sorted(first.computed) == ["july", "sept"] and first.not_ended == ["future"]
+    assert settle(con, NOW).computed == []  # nothing changed: nothing recomputed
+    # a corrected upload for 10 September (in September's look-back only) replaces those readings
+    run(con, """UPDATE interval_readings SET energy_net_kwh = 2.0, loaded_at = now() + INTERVAL 1 SECOND
+                WHERE interval_start_utc >= ? AND interval_start_utc < ?""",
+        [local(dt.date(2025, 9, 10), 0), local(dt.date(2025, 9, 11), 0)])
+    again = settle(con, NOW)
+    assert again.computed == ["sept"] and "july" in again.unchanged
+    rows = con.execute("SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM baselines WHERE event_id = 'sept'").fetchall()
+    assert rows == [(4, 4)]  # replaced, not duplicated
+    # the 10th is one of the 10 weekdays: the baseline is (9 × 1.0 + 2.0) / 10
+    assert con.execute("SELECT DISTINCT round(baseline_kwh, 9) FROM baselines WHERE event_id = 'sept'").fetchall() == [(1.1,)]
+    # an event removed from the configuration takes its rows with it
+    run(con, "DELETE FROM dr_events WHERE event_id = 'july'")
+    assert settle(con, NOW).removed == 1
+    assert con.execute("SELECT count(*) FROM baselines WHERE event_id = 'july'").fetchall() == [(0,)]
+
+
+def test_a_crash_between_events_is_finished_by_the_next_run(con, monkeypatch):
+    add_program(con, "p")
+    add_meter(con, "m", "p")
+    load(con, "m", dt.date(2025, 6, 1), dt.date(2025, 9, 30), lambda d, lt: 1.0)
+    add_event(con, "a", "p", local(dt.date(2025, 7, 16), 16), local(dt.date(2025, 7, 16), 17))
+    add_event(con, "b", "p", local(dt.date(2025, 9, 17), 16), local(dt.date(2025, 9, 17), 17))
+    real_run, stores = settle_module.run, []
+
+    def dying_run(con, sql, params=None):  # the second event's transaction dies after its baselines were written
+        if sql.startswith("INSERT INTO settled_events"):
+            stores.append(params[0])
+            if len(stores) == 2:
+                raise RuntimeError("worker killed")
+        real_run(con, sql, params)
+
+    monkeypatch.setattr(settle_module, "run", dying_run)
+    with pytest.raises(RuntimeError):
+        settle(con, NOW)
+    monkeypatch.setattr(settle_module, "run", real_run)
+    assert con.execute("SELECT event_id FROM settled_events").fetchall() == [("a",)]
+    assert con.execute("SELECT count(*) FROM baselines WHERE event_id = 'b'").fetchall() == [(0,)]  # rolled back
+    assert settle(con, NOW).computed == ["b"]
+    counts = con.execute("SELECT event_id, count(*) FROM baselines GROUP BY 1 ORDER BY 1").fetchall()
+    assert counts == [("a", 4), ("b", 4)]
+
+
+# ---- through Dagster ----
+
+def _demo_history_warehouse(leap_home):
+    """The demo configuration and the demo history loaded straight into the warehouse (intake is tested elsewhere)."""
+    from leap_orchestration.config.loader import load_configuration
+    from leap_orchestration.demo_history import history_files
+    from leap_orchestration.warehouse.config_tables import replace_configuration
+
+    wh = Warehouse(leap_home / "warehouse.duckdb")
+    lines = [line.rstrip("\n").split(",") for rows in history_files().values() for line in rows]
+    frame = pl.DataFrame(lines, schema=["m", "s", "e", "n", "c", "g", "f", "r"], orient="row")
+    with wh.connect() as c:
+        replace_configuration(c, load_configuration(leap_home / "config"))
+        c.register("frame", frame)
+        run(c, """INSERT INTO interval_readings SELECT m, s::TIMESTAMPTZ, e::TIMESTAMPTZ, c::DOUBLE, g::DOUBLE, n::DOUBLE,
+                  f = 'true', r, 'demo', now(), now() FROM frame""")
+    return wh
+
+
+@pytest.mark.slow
+def test_settlement_assets_checks_metadata_and_sensor(leap_home):
+    from test_dagster import resources
+
+    from assets.configuration import meter_configuration
+    from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
+    from sensors.settlement import settlement_sensor
+
+    _demo_history_warehouse(leap_home)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([*SETTLEMENT_ASSETS, *SETTLEMENT_CHECKS], resources=resources(leap_home), instance=instance)
+    assert result.success
+    mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
+    assert len(mats["baselines"]["events_recomputed"].value) == 8
+    report = mats["event_performance"]["event caiso_dsgs-2025-08-20"].value
+    assert "data:image/png;base64," in report and "| best |" in report and "INSUFFICIENT_DAYS 1" in report
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["baselines_cover_events"].passed
+    sufficiency = checks["event_performance_sufficiency"]  # the demo's late joiner and its gap, on purpose
+    assert not sufficiency.passed and sufficiency.severity == dg.AssetCheckSeverity.WARN
+    assert sufficiency.metadata["meters_lacking_data"].value == 2
+    # the sensor: a first tick requests a run (it has seen nothing yet), the next one skips, a new configuration
+    # materialization requests one more run
+    first = settlement_sensor(dg.build_sensor_context(instance=instance))
+    assert len(first.run_requests) == 1
+    context = dg.build_sensor_context(instance=instance, cursor=first.cursor)
+    assert isinstance(settlement_sensor(context), dg.SkipReason)
+    assert dg.materialize([meter_configuration], resources=resources(leap_home), instance=instance).success
+    second = settlement_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert len(second.run_requests) == 1 and second.run_requests[0].run_key != first.run_requests[0].run_key
+    # the configuration's content did not change (same fingerprint) and neither did the readings: nothing recomputed
+    again = dg.materialize(SETTLEMENT_ASSETS, resources=resources(leap_home), instance=instance)
+    recomputed = {m.asset_key.to_user_string(): m.materialization.metadata for m in again.get_asset_materialization_events()}
+    assert recomputed["baselines"]["events_unchanged"].value == 8

@@ -101,11 +101,13 @@ def test_bad_configuration_fails_and_previous_stays(leap_home):
         assert con.execute("SELECT count(*) FROM meters").fetchall()[0][0] >= 50
 
 
-def test_sensor_waits_for_stable_files_then_batches(leap_home):
+def test_sensor_waits_for_stable_files_then_batches(leap_home, monkeypatch):
     from sensors.landing import landing_inbox_sensor
 
+    # a settle time no slow machine can overrun between the drop and the first tick (the clock, not a sleep, moves)
+    monkeypatch.setenv("LEAP_SETTLE_SECONDS", "10")  # files untouched for 4 x 10 s count as settled
     meter = partner_meter("voltstream").meter_id
-    drop(leap_home, "voltstream", "fresh.csv", csv_text(good_row(meter)), age=0)
+    fresh = drop(leap_home, "voltstream", "fresh.csv", csv_text(good_row(meter)), age=0)
     drop(leap_home, "voltstream", "old.csv", csv_text(good_row(meter)), age=120)
     drop(leap_home, "voltstream", "upload.csv.part", b"partial", age=120)
     res = {"landing_store": LocalLandingStoreResource(root=str(leap_home / "landing"))}
@@ -117,7 +119,7 @@ def test_sensor_waits_for_stable_files_then_batches(leap_home):
         assert [e.split("|")[0] for e in entries] == ["voltstream/interval-data/old.csv"]
         status = json.loads((leap_home / "landing/voltstream/interval-data/status/old.csv.json").read_text())
         assert status["status"] == "QUEUED"
-        time.sleep(0.3)  # settle time in tests is 0.2 s
+        os.utime(fresh, (time.time() - 60,) * 2)  # unchanged for longer than the settle time
         ctx = dg.build_sensor_context(instance=instance, resources=res, cursor=first.cursor)
         second = landing_inbox_sensor(ctx)
         entries = second.run_requests[0].run_config["ops"]["interval_intake"]["config"]["uploads"]

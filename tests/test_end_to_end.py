@@ -123,7 +123,10 @@ def test_demo_no_serve_writes_config_and_uploads(leap_home, cli_env):
     assert out.returncode == 0, out.stderr
     assert (leap_home / "config" / "properties.xml").exists()
     assert len(list((leap_home / "demo-uploads").rglob("*.csv"))) == 7
-    assert len(list((leap_home / "buckets" / "landing_zone" / "ext_conn1").glob("*.csv"))) == 1
+    waiting = sorted(p.name for p in (leap_home / "buckets" / "landing_zone" / "ext_conn1").glob("*.csv"))
+    assert len(waiting) == 2 and waiting[0] == "ext_conn1-history-2025-summer.csv" and waiting[1].startswith("ext_conn1-readings-")
+    for partner in ("sunrise-energy", "voltstream", "gridflex"):  # the summer history waits in each owner's inbox
+        assert (leap_home / "landing" / partner / "interval-data" / f"{partner}-history-2025-summer.csv").exists()
 
 
 def test_hourly_landing_zone_job_on_gcs_from_the_cli(leap_home, cli_env, gcs_endpoint, gcs_client, landing_bucket):

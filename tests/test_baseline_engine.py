@@ -115,3 +115,13 @@ def test_no_baseline_is_zero_and_missing_actuals_are_reported(con):
     rows, status = result(con)
     assert status == "MISSING_ACTUALS" and [r[2] for r in rows] == [0.0] * 4
     assert [r[3] for r in rows].count(None) == 1
+
+
+@pytest.mark.parametrize("year", range(2020, 2031))
+def test_nerc_calendar_has_its_six_holidays_every_year(year):
+    # NERC's holidays are picked from holidays.US by name: a renamed holiday in a new package version must fail here
+    from leap_orchestration.settlement.calendars import holiday_dates
+
+    days = holiday_dates("NERC", year)
+    assert len(days) == 6
+    assert dt.date(year, 7, 4) in days or (dt.date(year, 7, 4).weekday() == 6 and dt.date(year, 7, 5) in days)

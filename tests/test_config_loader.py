@@ -176,6 +176,43 @@ def test_duplicate_event_id(cfg):
     _load_fails(cfg, "programs.xml", r"duplicate event id 'caiso_dsgs-2025-08-20' \(first at line \d+\)")
 
 
+@pytest.mark.parametrize("override, message", [
+    ('<override name="typo" value="1"/>', r"unknown override\(s\) for preset caiso_10in10: typo"),
+    ('<override name="selection" value="best"/>', r"selection must be one of"),
+    ('<override name="selection" value="highest"/>', r"'highest' needs 1 <= keep <= days"),
+    ('<override name="cap" value="1.5"/>', r"cap in \[0, 1\] or none"),
+    ('<override name="days" value="ten"/>', r"bad override value"),
+])
+def test_bad_overrides_fail_the_load(cfg, override, message):
+    _edit(cfg / "programs.xml", 'clip="none">\n    <season id="summer-2025" start="2025-06-01T00:00:00-07:00"',
+          f'clip="none">\n    {override}\n    <season id="summer-2025" start="2025-06-01T00:00:00-07:00"')
+    _load_fails(cfg, "programs.xml", rf"program 'caiso_dsgs': .*{message}")
+
+
+def test_overrides_a_preset_cannot_use_fail_the_load(cfg):
+    _edit(cfg / "programs.xml", 'baseline="no_baseline" channel="generated" holidayCalendar="NERC" clip="none">',
+          'baseline="no_baseline" channel="generated" holidayCalendar="NERC" clip="none">\n    <override name="days" value="5"/>')
+    _load_fails(cfg, "programs.xml", r"program 'ma_connected_solutions': preset no_baseline has no candidate days")
+
+
+def test_unknown_holiday_calendar(cfg):
+    _edit(cfg / "programs.xml", 'baseline="caiso_10in10" channel="net" holidayCalendar="NERC"',
+          'baseline="caiso_10in10" channel="net" holidayCalendar="XX"')
+    _load_fails(cfg, "programs.xml", r"unknown holiday calendar 'XX'")
+
+
+def test_overlapping_seasons(cfg):
+    _edit(cfg / "programs.xml", '<season id="summer-2025" start="2025-06-01T00:00:00-07:00" end="2025-10-01T00:00:00-07:00"/>',
+          '<season id="summer-2025" start="2025-06-01T00:00:00-07:00" end="2025-10-01T00:00:00-07:00"/>\n'
+          '    <season id="late" start="2025-09-01T00:00:00-07:00" end="2025-11-01T00:00:00-07:00"/>')
+    _load_fails(cfg, "programs.xml", r"season of program 'caiso_dsgs' window overlaps")
+
+
+def test_seasons_and_overrides_are_loaded(demo):
+    program = demo.program("ma_connected_solutions")
+    assert [(s.season_id, s.start_utc.isoformat()) for s in program.seasons] == [("summer-2025", "2025-06-01T04:00:00+00:00")]
+
+
 def test_duplicate_program_id(cfg):
     _edit(cfg / "programs.xml", 'id="nyiso_commercial"', 'id="caiso_dsgs"')
     _load_fails(cfg, "programs.xml", r"duplicate program id 'caiso_dsgs'")

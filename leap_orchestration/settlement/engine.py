@@ -109,6 +109,10 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
         SELECT z.timezone, w.role, w.ts,
                date_diff('minute', date_trunc('day', w.ts AT TIME ZONE z.timezone), w.ts AT TIME ZONE z.timezone) AS slot
         FROM (SELECT DISTINCT timezone FROM _meters) z CROSS JOIN _windows w""")
+    # the adjustment windows' slots, each once: a repeated slot of a 25-hour event day is one slot (its value is
+    # the mean of both readings), as in the candidate days
+    run(con, """CREATE OR REPLACE TEMP TABLE _adjust_slots AS
+        SELECT DISTINCT timezone, slot FROM _zone_slots WHERE role = 'adjust'""")
     # every UTC instant of the reading range whose local slot is a needed one, with its local day; w: 1/2 for
     # each of a 25-hour day's two readings of a slot (the day's value there is their mean), else 1
     run(con, """CREATE OR REPLACE TEMP TABLE _calendar AS
@@ -215,7 +219,7 @@ def _adjust_and_emit(con, preset: Preset) -> None:
     run(con, f"""CREATE OR REPLACE TEMP TABLE _adjustment AS
         SELECT m.meter_id, count(a.value) = count(*) AS complete, {factor} AS factor,
                bool_and(a.final) AND bool_and(u.final) AS final
-        FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'adjust'
+        FROM _meters m JOIN _adjust_slots s ON s.timezone = m.timezone
         JOIN _unadjusted u ON u.meter_id = m.meter_id AND u.slot = s.slot
         LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
         GROUP BY m.meter_id""")
@@ -238,7 +242,7 @@ def _same_day_or_zero(con, preset: Preset) -> None:
     # the baseline is the event day's own mean over the adjustment windows; a missing slot there: no numbers
     run(con, """CREATE OR REPLACE TEMP TABLE _same_day AS
         SELECT m.meter_id, avg(a.value) AS baseline, count(a.value) = count(*) AS complete, bool_and(a.final) AS final
-        FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'adjust'
+        FROM _meters m JOIN _adjust_slots s ON s.timezone = m.timezone
         LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
         GROUP BY m.meter_id""")
     _emit(con, f"""SELECT m.meter_id, s.ts, b.baseline, b.baseline AS adjusted, b.final AS inputs_final,

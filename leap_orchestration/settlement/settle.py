@@ -23,7 +23,7 @@ from leap_orchestration.settlement.presets import preset_for
 from leap_orchestration.warehouse.duck import run
 
 # Bump when a change to the engine or the presets changes results: every event is then recomputed once.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 
 
 @dataclass

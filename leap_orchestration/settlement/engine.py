@@ -65,8 +65,9 @@ def _readings_sql(value: str) -> str:
     A query, not a table: a pass over the readings is the engine's main cost, so each pass filters its range."""
     return f"""SELECT r.meter_id, c.day, c.slot, c.is_event, c.w, r.{value} AS value, r.final
         FROM interval_readings r JOIN _meters m USING (meter_id)
-        JOIN _calendar c ON c.timezone = m.timezone AND c.ts = r.interval_start_utc
-        WHERE r.interval_start_utc >= $lo AND r.interval_start_utc < $hi AND r.{value} IS NOT NULL"""
+        JOIN _calendar c ON c.zone = m.zone AND c.ts = r.interval_start_utc
+        WHERE r.interval_start_utc >= $lo AND r.interval_start_utc < $hi AND r.{value} IS NOT NULL
+          AND r.interval_start_utc IN (SELECT ts FROM _calendar_ts)"""
 
 
 def _utc_midnight(day: dt.date) -> dt.datetime:
@@ -99,7 +100,8 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
             (t, r.days, r.selection, r.keep, r.lookback_days, r.first_day_back, r.low_usage) for t, r in preset.rules.items()])
     # meters enrolled at the event's start, with the event's local day in their zone
     run(con, """CREATE OR REPLACE TEMP TABLE _meters AS
-        SELECT m.meter_id, m.timezone, (CAST($start AS TIMESTAMPTZ) AT TIME ZONE m.timezone)::DATE AS event_day
+        SELECT m.meter_id, m.timezone, (CAST($start AS TIMESTAMPTZ) AT TIME ZONE m.timezone)::DATE AS event_day,
+               dense_rank() OVER (ORDER BY m.timezone)::INTEGER AS zone  -- a narrow join key per reading
         FROM meters m
         WHERE m.meter_id IN (SELECT meter_id FROM meter_enrollments WHERE program_id = $program
                              AND valid_from <= $start AND (valid_to IS NULL OR valid_to > $start))""",
@@ -124,8 +126,11 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
             SELECT l.timezone, l.ts, l.lt::DATE AS day, s.slot, s.role = 'event' AS is_event
             FROM local l JOIN (SELECT DISTINCT timezone, slot, role FROM _zone_slots) s
               ON s.timezone = l.timezone AND s.slot = date_diff('minute', date_trunc('day', l.lt), l.lt))
-        SELECT *, 1.0 / count(*) OVER (PARTITION BY timezone, day, slot) AS w FROM needed""",
+        SELECT *, 1.0 / count(*) OVER (PARTITION BY timezone, day, slot) AS w,
+               (SELECT any_value(zone) FROM _meters z WHERE z.timezone = needed.timezone) AS zone FROM needed""",
         {"from_ts": from_ts, "to_ts": to_ts})
+    # instants any zone needs: a one-column filter that drops most readings before the joins
+    run(con, "CREATE OR REPLACE TEMP TABLE _calendar_ts AS SELECT DISTINCT ts FROM _calendar")
     value = CHANNEL_COLUMN[event.channel]
     readings = _readings_sql(value)
     # the event day's value per needed slot (adjustment windows, same-day baselines); only from the event day

@@ -13,7 +13,7 @@ from leap_orchestration.settlement.performance import (
     rebuild_program_events,
     rebuild_seasons,
 )
-from leap_orchestration.settlement.settle import event_specs, inputs_digests, settle
+from leap_orchestration.settlement.settle import settle, stale_events
 
 CHARTED_EVENTS = 8  # the most recent events get a chart in the metadata; every event is in the summary table
 
@@ -101,9 +101,7 @@ def baselines_cover_events(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     # events that ended in the last minutes may have ended after this run's settle step: the next run takes them
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     with warehouse.warehouse().connect(read_only=True) as con:
-        ended = [e for e in event_specs(con) if e.end_utc <= cutoff]
-        stored = dict(con.execute("SELECT event_id, inputs_digest FROM settled_events").fetchall())
-        stale = sorted(event_id for event_id, digest in inputs_digests(con, ended).items() if stored.get(event_id) != digest)
+        stale = sorted(e.event_id for e in stale_events(con, cutoff)[1])
         missing = con.execute("""SELECT count(*) FROM settled_events s JOIN dr_events e USING (event_id)
                      JOIN meter_enrollments en ON en.program_id = e.program_id
                      WHERE en.valid_from <= e.start_utc AND (en.valid_to IS NULL OR en.valid_to > e.start_utc)

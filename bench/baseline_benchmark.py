@@ -30,7 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from leap_orchestration.settlement.engine import EventSpec, compute_event, reading_range  # noqa: E402
+from leap_orchestration.settlement.performance import (  # noqa: E402
+    rebuild_event_performance,
+    rebuild_hourly,
+    rebuild_program_events,
+    rebuild_seasons,
+)
 from leap_orchestration.settlement.presets import preset_for  # noqa: E402
+from leap_orchestration.settlement.settle import settle  # noqa: E402
 from leap_orchestration.warehouse import Warehouse  # noqa: E402
 from leap_orchestration.warehouse.duck import run  # noqa: E402
 
@@ -48,6 +55,9 @@ def build(wh: Warehouse, meters: int, days: int) -> int:
             SELECT md5(i::VARCHAR)::UUID::VARCHAR, list_extract(?::VARCHAR[], 1 + i % 3)
             FROM range({meters}) t(i)""", [list(ZONES)])
         run(con, "INSERT INTO meter_enrollments SELECT meter_id, 'bench', '2025-01-01', NULL FROM meters")
+        run(con, "INSERT INTO programs VALUES ('bench', 'bench', 'caiso_10in10', 'net', 'NERC', '{}', 'none')")
+        run(con, "INSERT INTO dr_events VALUES ('bench-event', 'bench', ?, ?, 'bench')", [EVENT_START, EVENT_END])
+        run(con, "INSERT INTO config_loads VALUES ('bench', now(), 0, 0, 0)")
         # a shape by local hour (evening peak), a per-meter scale, deterministic noise per reading
         run(con, """INSERT INTO interval_readings
             WITH m AS (SELECT meter_id, timezone, 0.5 + (hash(meter_id) % 1000) / 1000.0 AS scale FROM meters),
@@ -108,12 +118,21 @@ def measure(folder: Path, args: argparse.Namespace) -> None:
         statuses = dict(con.execute("SELECT status, count(*) FROM _event_status GROUP BY ALL").fetchall())
         rows_out, mean_ratio = con.execute("""SELECT count(*), avg(adjusted_baseline_kwh / nullif(actual_kwh, 0))
                                               FROM _event_baselines""").fetchall()[0]
+        # the whole settlement path: digest, engine, storing in one transaction, then performance and roll-ups
+        now = dt.datetime.now(dt.UTC)
+        settle_s = timed(lambda: settle(con, now, force=True))
+        # an hourly run with nothing new (readings loaded in the last 10 minutes are still re-digested)
+        idle_s = timed(lambda: settle(con, now))
+        rollup_s = timed(lambda: (rebuild_event_performance(con, now), rebuild_hourly(con), rebuild_program_events(con),
+                                  rebuild_seasons(con)))
     assert statuses == {"OK": args.meters}, statuses
     assert rows_out == args.meters * 12 and 0.8 < mean_ratio < 1.2, (rows_out, mean_ratio)
     r, e = statistics.median(ref), statistics.median(eng)
     print(f"reference aggregate: {r:.3f} s (median of {args.repeat}: {', '.join(f'{x:.3f}' for x in ref)})")
     print(f"engine (caiso_10in10): {e:.3f} s (median of {args.repeat}: {', '.join(f'{x:.3f}' for x in eng)})")
     print(f"ratio engine / reference: {e / r:.2f}x (target <= 3x); {rows_out:,} baseline rows, statuses {statuses}")
+    print(f"settle (digest + engine + store): {settle_s:.3f} s; again with nothing new: {idle_s:.3f} s; "
+          f"event performance and roll-ups: {rollup_s:.3f} s")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,9 @@ def test_season_average_counts_a_missed_event_as_zero(con):
     assert seasons[("2025", "b1")] == pytest.approx((1, 1.0, 0.0))
 
 
-def test_changed_readings_recompute_exactly_the_affected_events(con):
+def test_changed_readings_recompute_exactly_the_affected_events(con, monkeypatch):
+    # readings loaded within the margin before a settlement are looked at again by the next: none here
+    monkeypatch.setattr(settle_module, "WATERMARK_MARGIN", dt.timedelta(0))
     add_program(con, "p")
     add_meter(con, "m", "p")
     load(con, "m", dt.date(2025, 6, 1), dt.date(2025, 9, 30), lambda d, lt: 1.0)
@@ -160,12 +162,21 @@ def test_changed_readings_recompute_exactly_the_affected_events(con):
     first = settle(con, NOW)
     assert sorted(first.computed) == ["july", "sept"] and first.not_ended == ["future"]
     assert settle(con, NOW).computed == []  # nothing changed: nothing recomputed
+    digested = []
+    real_digests = settle_module.inputs_digests
+    monkeypatch.setattr(settle_module, "inputs_digests", lambda c, events: digested.append(
+        sorted(e.event_id for e in events)) or real_digests(c, events))
+    settle(con, NOW)
+    assert digested == [[]]  # nothing loaded since the last settlement: not even a digest is taken
     # a corrected upload for 10 September (in September's look-back only) replaces those readings
     run(con, """UPDATE interval_readings SET energy_net_kwh = 2.0, loaded_at = now() + INTERVAL 1 SECOND
                 WHERE interval_start_utc >= ? AND interval_start_utc < ?""",
         [local(dt.date(2025, 9, 10), 0), local(dt.date(2025, 9, 11), 0)])
     again = settle(con, NOW)
     assert again.computed == ["sept"] and "july" in again.unchanged
+    assert digested[-1] == ["sept"]  # July's reading range does not reach 10 September: no digest taken
+    run(con, "INSERT INTO config_loads VALUES ('fp-2', now() + INTERVAL 1 MINUTE, 0, 0, 0)")
+    assert settle(con, NOW).computed == ["july", "sept"] and digested[-1] == ["july", "sept"]  # new configuration
     rows = con.execute("SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM baselines WHERE event_id = 'sept'").fetchall()
     assert rows == [(4, 4)]  # replaced, not duplicated
     # the 10th is one of the 10 weekdays: the baseline is (9 × 1.0 + 2.0) / 10

@@ -4,8 +4,10 @@ An event's inputs digest covers the configuration in force (meters, enrollments,
 version, the `holidays` package version (its calendars decide day types), and the readings its baselines may read (count and latest load time of its meters' readings in the
 event's reading range: readings are never deleted, and a replaced one is reloaded later). An event is
 recomputed when that digest differs from the stored one, so a late or corrected upload recomputes exactly the
-events whose look-back, adjustment window or event window it touches. Each event is written in one
-transaction, so a crash leaves it either fully old or fully new; a re-run finishes the rest.
+events whose look-back, adjustment window or event window it touches. Digests are only taken where something
+may have changed (see `stale_events`), so an hourly run with nothing new costs one filtered scan of the load
+times. Each event is written in one transaction, so a crash leaves it either fully old or fully new; a re-run
+finishes the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from leap_orchestration.warehouse.duck import run
 
 # Bump when a change to the engine or the presets changes results: every event is then recomputed once.
 ENGINE_VERSION = "2"
+WATERMARK_MARGIN = dt.timedelta(minutes=10)
 
 
 @dataclass
@@ -44,10 +47,14 @@ def event_specs(con: duckdb.DuckDBPyConnection) -> list[EventSpec]:
             for event_id, program_id, start, end, preset, overrides, channel, calendar in rows]
 
 
+def _config_fingerprint(con) -> list:
+    return con.execute("SELECT fingerprint FROM config_loads ORDER BY loaded_at DESC LIMIT 1").fetchall()
+
+
 def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> dict[str, str]:
     if not events:
         return {}
-    config = con.execute("SELECT fingerprint FROM config_loads ORDER BY loaded_at DESC LIMIT 1").fetchall()
+    config = _config_fingerprint(con)
     ranges = [(e.event_id, e.program_id, e.start_utc, *reading_range(e), e.channel) for e in events]
     run(con, "CREATE OR REPLACE TEMP TABLE _digest_events (event_id VARCHAR, program_id VARCHAR, start_utc TIMESTAMPTZ, "
              "lo TIMESTAMPTZ, hi TIMESTAMPTZ, channel VARCHAR)")
@@ -63,30 +70,55 @@ def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> d
                                                   default=str).encode()).hexdigest() for e in events}
 
 
+def _state_key(con) -> str:
+    return json.dumps([ENGINE_VERSION, holidays.__version__, _config_fingerprint(con)], default=str)
+
+
+def stale_events(con: duckdb.DuckDBPyConnection, now: dt.datetime, force: bool = False
+                 ) -> tuple[list[EventSpec], list[EventSpec], dict[str, str]]:
+    """(ended events, those whose stored digest is missing or differs, their current digests).
+
+    A digest costs a pass over the event's readings, so it is only taken where inputs may have changed: for every
+    event after a configuration, engine or `holidays` change, else for events never settled and events whose
+    reading range overlaps readings loaded since the last settlement (`settlement_state`'s watermark)."""
+    ended = [e for e in event_specs(con) if e.end_utc <= now]
+    stored = dict(con.execute("SELECT event_id, inputs_digest FROM settled_events").fetchall())
+    state = con.execute("SELECT state_key, readings_watermark FROM settlement_state").fetchall()
+    candidates = ended
+    if not force and state and state[0][0] == _state_key(con):
+        lo, hi = con.execute("""SELECT min(interval_start_utc), max(interval_start_utc) FROM interval_readings
+                                WHERE loaded_at > ?""", [state[0][1]]).fetchall()[0]
+        candidates = [e for e in ended if e.event_id not in stored
+                      or (lo is not None and reading_range(e)[0] <= hi and lo < reading_range(e)[1])]
+    digests = inputs_digests(con, candidates)
+    stale = [e for e in candidates if force or stored.get(e.event_id) != digests[e.event_id]]
+    return ended, stale, digests
+
+
 def settle(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str | None = None, force: bool = False,
            log=None) -> SettleReport:
     """Recompute every ended event whose inputs changed (all of them with force); drop what no longer exists."""
     report = SettleReport()
-    events = event_specs(con)
-    ended = [e for e in events if e.end_utc <= now]
-    report.not_ended = [e.event_id for e in events if e.end_utc > now]
-    digests = inputs_digests(con, ended)
-    stored = dict(con.execute("SELECT event_id, inputs_digest FROM settled_events").fetchall())
-    run(con, "BEGIN TRANSACTION")
+    report.not_ended = [e.event_id for e in event_specs(con) if e.end_utc > now]
+    # readings loaded from here on are looked at next time; the margin covers a load still committing now
+    watermark = dt.datetime.now(dt.UTC) - WATERMARK_MARGIN
+    ended, stale, digests = stale_events(con, now, force)
     keep = [e.event_id for e in ended]
+    stored = [r[0] for r in con.execute("SELECT event_id FROM settled_events").fetchall()]
+    run(con, "BEGIN TRANSACTION")
     for table in ("baselines", "baseline_status", "settled_events"):
         run(con, f"DELETE FROM {table} WHERE NOT list_contains(?, event_id)", [keep])
     report.removed = len(set(stored) - set(keep))
     run(con, "COMMIT")
-    for event in ended:
-        if not force and stored.get(event.event_id) == digests[event.event_id]:
-            report.unchanged.append(event.event_id)
-            continue
+    report.unchanged = [e.event_id for e in ended if e not in stale]
+    for event in stale:
         compute_event(con, event)
         _store(con, event, digests[event.event_id], now, run_id)
         report.computed.append(event.event_id)
         if log:
             log(event.event_id)
+    run(con, "DELETE FROM settlement_state")
+    run(con, "INSERT INTO settlement_state VALUES (?, ?, ?)", [_state_key(con), watermark, now])
     return report
 
 

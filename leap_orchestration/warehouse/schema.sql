@@ -181,6 +181,13 @@ CREATE TABLE IF NOT EXISTS settled_events (
     computed_at TIMESTAMPTZ NOT NULL,
     run_id VARCHAR
 );
+-- One row: what the last settlement saw (configuration, engine and holidays versions; readings loaded up to the
+-- watermark), so the next one only takes digests where something may have changed.
+CREATE TABLE IF NOT EXISTS settlement_state (
+    state_key VARCHAR NOT NULL,
+    readings_watermark TIMESTAMPTZ NOT NULL,
+    settled_at TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS event_performance (
     event_id VARCHAR NOT NULL,
     meter_id VARCHAR NOT NULL,

@@ -98,9 +98,10 @@ def season_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
                 description="Coverage: every ended event is settled on its current inputs, and every meter enrolled "
                 "in it has a status.")
 def baselines_cover_events(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    # events that ended in the last minutes may have ended after this run's settle step: the next run takes them
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     with warehouse.warehouse().connect(read_only=True) as con:
+        # as of the last settlement: events that ended after it started are the next run's
+        settled_at = con.execute("SELECT max(settled_at) FROM settlement_state").fetchall()[0][0]
+        cutoff = settled_at or dt.datetime.now(dt.UTC)
         stale = sorted(e.event_id for e in stale_events(con, cutoff)[1])
         missing = con.execute("""SELECT count(*) FROM settled_events s JOIN dr_events e USING (event_id)
                      JOIN meter_enrollments en ON en.program_id = e.program_id

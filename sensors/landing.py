@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from leap_orchestration import settings
-from leap_orchestration.config.loader import config_fingerprint
+from leap_orchestration.config.loader import LOADER_VERSION, config_fingerprint
 from leap_orchestration.intake.discovery import pending_uploads
 from leap_orchestration.intake.process import write_pending_status
 from leap_orchestration.intake.tick import config_entry, plan_tick
@@ -52,7 +52,10 @@ def landing_inbox_sensor(context: dg.SensorEvaluationContext, landing_store: Lan
 @dg.sensor(job=configuration_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Reloads the meter configuration when an XML file changes.")
 def configuration_sensor(context: dg.SensorEvaluationContext, configuration: ConfigurationResource):
-    fingerprint = config_fingerprint(configuration.folder())
-    if fingerprint == context.cursor:
+    cursor = f"{LOADER_VERSION}:{config_fingerprint(configuration.folder())}"
+    if cursor == context.cursor:
         return dg.SkipReason("configuration unchanged")
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"config-{fingerprint[:24]}")], cursor=fingerprint)
+    # keyed by content and tick, not content alone: a revert to an earlier configuration (A -> B -> A) must load
+    # A again, and Dagster skips a run key the sensor has used before; a tick evaluated twice keeps its key
+    run_key = f"config-{cursor[:26]}-{context.last_tick_completion_time or 0:.0f}"
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key)], cursor=cursor)

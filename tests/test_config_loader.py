@@ -208,6 +208,29 @@ def test_overlapping_seasons(cfg):
     _load_fails(cfg, "programs.xml", r"season of program 'caiso_dsgs' window overlaps")
 
 
+def test_event_off_the_quarter_hour(cfg):
+    _edit(cfg / "programs.xml", 'start="2025-08-20T23:00:00Z"', 'start="2025-08-20T23:10:00Z"')
+    _load_fails(cfg, "programs.xml", r"event 'caiso_dsgs-2025-08-20': start and end must be on a quarter hour")
+
+
+def test_overlapping_events_of_a_program(cfg):
+    _edit(cfg / "programs.xml", 'start="2025-09-03T23:00:00Z" end="2025-09-04T02:00:00Z"',
+          'start="2025-08-21T01:00:00Z" end="2025-08-21T03:00:00Z"')
+    _load_fails(cfg, "programs.xml", r"event of program 'caiso_dsgs' window overlaps")
+
+
+def test_event_crossing_local_midnight_of_an_enrolled_meter(cfg):
+    # 22:00-01:00 in Los Angeles, where the program's meters are
+    _edit(cfg / "programs.xml", 'start="2025-08-20T23:00:00Z" end="2025-08-21T02:00:00Z"',
+          'start="2025-08-21T05:00:00Z" end="2025-08-21T08:00:00Z"')
+    _load_fails(cfg, "programs.xml", r"event 'caiso_dsgs-2025-08-20' crosses local midnight in America/Los_Angeles")
+
+
+def test_season_id_may_not_be_a_bare_year(cfg):
+    _edit(cfg / "programs.xml", '<season id="summer-2025" start="2025-06-01T00:00:00-07:00"', '<season id="2025" start="2025-06-01T00:00:00-07:00"')
+    _load_fails(cfg, "programs.xml", r"season id '2025': a bare number is reserved")
+
+
 def test_seasons_and_overrides_are_loaded(demo):
     program = demo.program("ma_connected_solutions")
     assert [(s.season_id, s.start_utc.isoformat()) for s in program.seasons] == [("summer-2025", "2025-06-01T04:00:00+00:00")]

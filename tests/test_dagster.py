@@ -175,5 +175,18 @@ def test_configuration_sensor_requests_on_change(leap_home):
     assert len(first.run_requests) == 1
     unchanged = configuration_sensor(dg.build_sensor_context(resources=res, cursor=first.cursor))
     assert isinstance(unchanged, dg.SkipReason)
-    (leap_home / "config" / "programs.xml").write_text((leap_home / "config" / "programs.xml").read_text() + "\n")
-    assert configuration_sensor(dg.build_sensor_context(resources=res, cursor=first.cursor)).run_requests
+    programs = leap_home / "config" / "programs.xml"
+    original = programs.read_text()
+    programs.write_text(original + "\n")
+    changed = configuration_sensor(dg.build_sensor_context(resources=res, cursor=first.cursor))
+    assert changed.run_requests
+    # back to the first content (A -> B -> A): A is loaded again, under a run key Dagster has not seen
+    programs.write_text(original)
+    import unittest.mock
+
+    context = dg.build_sensor_context(resources=res, cursor=changed.cursor)
+    with unittest.mock.patch.object(type(context), "last_tick_completion_time", 1_900_000_000.0):
+        reverted = configuration_sensor(context)
+    assert reverted.cursor == first.cursor
+    assert reverted.run_requests[0].run_key != first.run_requests[0].run_key
+    assert first.cursor.startswith("2:")  # the loader version: an upgrade that loads more reloads unchanged files

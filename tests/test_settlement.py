@@ -175,12 +175,14 @@ def test_changed_readings_recompute_exactly_the_affected_events(con, monkeypatch
     again = settle(con, NOW)
     assert again.computed == ["sept"] and "july" in again.unchanged
     assert digested[-1] == ["sept"]  # July's reading range does not reach 10 September: no digest taken
-    run(con, "INSERT INTO config_loads VALUES ('fp-2', now() + INTERVAL 1 MINUTE, 0, 0, 0)")
-    assert settle(con, NOW).computed == ["july", "sept"] and digested[-1] == ["july", "sept"]  # new configuration
     rows = con.execute("SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM baselines WHERE event_id = 'sept'").fetchall()
     assert rows == [(4, 4)]  # replaced, not duplicated
     # the 10th is one of the 10 weekdays: the baseline is (9 × 1.0 + 2.0) / 10
     assert con.execute("SELECT DISTINCT round(baseline_kwh, 9) FROM baselines WHERE event_id = 'sept'").fetchall() == [(1.1,)]
+    run(con, "INSERT INTO config_loads VALUES ('fp-2', now() + INTERVAL 1 MINUTE, 0, 0, 0)")
+    assert settle(con, NOW).computed == []  # the same configuration loaded again (say, a touched file): no change
+    run(con, """UPDATE programs SET overrides = '{"days": "5"}'""")  # a new configuration: every event, once
+    assert settle(con, NOW).computed == ["july", "sept"] and digested[-1] == ["july", "sept"]
     # an event removed from the configuration takes its rows with it
     run(con, "DELETE FROM dr_events WHERE event_id = 'july'")
     assert settle(con, NOW).removed == 1

@@ -17,9 +17,12 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .models import Configuration, Meter, Properties
-from .readers import read_meter, read_programs, read_properties
+from .readers import check_events_within_local_days, read_meter, read_programs, read_properties
 from .xml_safety import MAX_FILE_BYTES, parse_validated, parse_validated_bytes
 
+# Bump when the warehouse tables loaded from the configuration gain what unchanged files should now fill in: the
+# configuration sensor's cursor includes it, so one reload follows an upgrade.
+LOADER_VERSION = "2"  # 2: programs.overrides, programs.clip, program_seasons
 PROPERTIES_FILE = "properties.xml"
 PROGRAMS_FILE = "programs.xml"
 METERS_DIR = "meters"
@@ -141,6 +144,7 @@ def load_configuration(config_dir: Path) -> Configuration:
         by_id[meter.meter_id] = rel
         by_number[meter.meter_number] = rel
         meters.append(meter)
+    check_events_within_local_days(meters, events, config_dir / PROGRAMS_FILE)
 
     return Configuration(
         properties=properties,

@@ -6,7 +6,7 @@ guaranteed; what remains are semantic checks, each reported at the offending ele
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -113,6 +113,7 @@ def read_programs(root: etree._Element, path: Path) -> tuple[tuple[Program, ...]
             overrides.append((o_elem.get("name"), o_elem.get("value")))
         _check_baseline(p_elem, dict(overrides), path)
         seasons = _read_seasons(p_elem, program_id, path)
+        program_windows: list = []
         for e_elem in p_elem.iterfind(_q("event")):
             _check_unique(event_ids, e_elem.get("id"), "event id", e_elem, path)
             start = _datetime(e_elem, "start", path)
@@ -120,7 +121,13 @@ def read_programs(root: etree._Element, path: Path) -> tuple[tuple[Program, ...]
             assert start is not None and end is not None  # required by the XSD
             if end <= start:
                 raise ConfigError(path, e_elem.sourceline, f"event {e_elem.get('id')!r}: end {e_elem.get('end')} must be after start {e_elem.get('start')}")
+            if any(t.minute % 15 or t.second or t.microsecond for t in (start, end)):
+                raise ConfigError(path, e_elem.sourceline, f"event {e_elem.get('id')!r}: start and end must be on a "
+                                  "quarter hour (readings are 15-minute intervals)")
             events.append(DrEvent(e_elem.get("id"), program_id, start, end, e_elem.get("type")))
+            program_windows.append((start, end, e_elem))
+        # overlapping events would count the shared hours twice in per-event and season roll-ups
+        _check_no_overlap(program_windows, f"event of program {program_id!r}", path)
         programs.append(
             Program(
                 program_id=program_id,
@@ -166,6 +173,9 @@ def _read_seasons(p_elem: etree._Element, program_id: str, path: Path) -> tuple[
     seasons, windows = [], []
     for s_elem in p_elem.iterfind(_q("season")):
         _check_unique(seen, s_elem.get("id"), f"season in program {program_id!r}:", s_elem, path)
+        if s_elem.get("id").isdigit():  # bare years name the events outside every season
+            raise ConfigError(path, s_elem.sourceline, f"season id {s_elem.get('id')!r}: a bare number is reserved "
+                              "for the events outside every season (grouped by year)")
         start, end = _datetime(s_elem, "start", path), _datetime(s_elem, "end", path)
         assert start is not None and end is not None  # required by the XSD
         if end <= start:
@@ -181,6 +191,23 @@ def _check_no_overlap(windows: list[tuple[datetime, datetime | None, etree._Elem
     for (_, prev_end, prev_elem), (start, _, elem) in zip(ordered, ordered[1:], strict=False):
         if prev_end is None or prev_end > start:
             raise ConfigError(path, elem.sourceline, f"{what} window overlaps the one at line {prev_elem.sourceline}")
+
+
+def check_events_within_local_days(meters, events, path: Path) -> None:
+    """An event must lie within one local day of every meter enrolled in it (DOMAIN.md §6: events do not cross
+    local midnight); checked per time zone, so it costs events x zones, not events x meters."""
+    zones: dict[str, set[str]] = {}
+    for m in meters:
+        for e in m.enrollments:
+            zones.setdefault(e.program_id, set()).add(m.timezone)
+    for event in events:
+        for zone in sorted(zones.get(event.program_id, ())):
+            tz = ZoneInfo(zone)
+            first, last = event.start_utc.astimezone(tz), (event.end_utc - timedelta(minutes=15)).astimezone(tz)
+            if first.date() != last.date():
+                raise ConfigError(path, None, f"event {event.event_id!r} crosses local midnight in {zone} "
+                                  f"({first:%Y-%m-%d %H:%M} to {last + timedelta(minutes=15):%Y-%m-%d %H:%M}), where meters of "
+                                  f"program {event.program_id!r} are: baselines are per local day")
 
 
 def read_meter(

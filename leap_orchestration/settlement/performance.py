@@ -34,8 +34,8 @@ def _replace(con: duckdb.DuckDBPyConnection, table: str, select: str, params=Non
 
 def rebuild_event_performance(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> int:
     """One row per meter and settled event; sums over the intervals with an actual. Meters without numbers
-    (INSUFFICIENT_DAYS, or NO_ADJUSTMENT_DATA for a same-day baseline) keep their actuals, with NULL baseline and
-    reduction."""
+    (INSUFFICIENT_DAYS, NO_ADJUSTMENT_DATA for a same-day baseline, or not a single actual in the event) keep
+    their actuals and interval counts, with NULL baseline and reduction."""
     return _replace(con, "event_performance", f"""
         WITH iv AS (
             SELECT b.event_id, b.meter_id, b.adjusted_baseline_kwh, b.baseline_kwh, b.actual_kwh,
@@ -45,7 +45,8 @@ def rebuild_event_performance(con: duckdb.DuckDBPyConnection, now: dt.datetime) 
             SELECT event_id, meter_id, sum(adjusted_baseline_kwh) AS baseline_kwh, sum(baseline_kwh) AS unadjusted,
                    sum(reduction) AS reduction
             FROM iv GROUP BY ALL
-        ), numbered AS (SELECT DISTINCT event_id, meter_id FROM baselines)
+        ), numbered AS (  -- meters with a baseline and at least one actual to sum
+            SELECT DISTINCT event_id, meter_id FROM baselines WHERE actual_kwh IS NOT NULL)
         SELECT s.event_id, s.meter_id, s.program_id, s.method,
                CASE WHEN n.meter_id IS NULL THEN NULL ELSE coalesce(x.baseline_kwh, 0) END,
                s.actual_kwh,

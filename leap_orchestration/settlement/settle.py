@@ -47,20 +47,28 @@ def event_specs(con: duckdb.DuckDBPyConnection) -> list[EventSpec]:
             for event_id, program_id, start, end, preset, overrides, channel, calendar in rows]
 
 
-def _config_fingerprint(con) -> list:
-    return con.execute("SELECT fingerprint FROM config_loads ORDER BY loaded_at DESC LIMIT 1").fetchall()
+def _config_digest(con) -> str:
+    """A hash of the configuration rows the engine reads (not the files' fingerprint: the same files loaded into
+    tables that now hold more, after an upgrade, must count as a change)."""
+    return con.execute("""SELECT md5(coalesce(string_agg(row, '|' ORDER BY row), '')) FROM (
+        SELECT concat_ws(',', 'p', program_id, baseline_preset, channel, holiday_calendar,
+                         coalesce(overrides::VARCHAR, '-'), coalesce(clip, '-')) AS row FROM programs
+        UNION ALL SELECT concat_ws(',', 'e', event_id, program_id, epoch_us(start_utc), epoch_us(end_utc)) FROM dr_events
+        UNION ALL SELECT concat_ws(',', 'n', meter_id, program_id, epoch_us(valid_from), coalesce(epoch_us(valid_to), -1))
+                  FROM meter_enrollments
+        UNION ALL SELECT concat_ws(',', 'm', meter_id, coalesce(timezone, '-')) FROM meters)""").fetchall()[0][0]
 
 
 def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> dict[str, str]:
     if not events:
         return {}
-    config = _config_fingerprint(con)
+    config = _config_digest(con)
     ranges = [(e.event_id, e.program_id, e.start_utc, *reading_range(e), e.channel) for e in events]
     run(con, "CREATE OR REPLACE TEMP TABLE _digest_events (event_id VARCHAR, program_id VARCHAR, start_utc TIMESTAMPTZ, "
              "lo TIMESTAMPTZ, hi TIMESTAMPTZ, channel VARCHAR)")
     con.executemany("INSERT INTO _digest_events VALUES (?, ?, ?, ?, ?, ?)", ranges)
-    stats = dict(((event_id, (n, str(latest))) for event_id, n, latest in con.execute("""
-        SELECT e.event_id, count(r.meter_id), max(r.loaded_at)
+    stats = dict(((event_id, (n, latest)) for event_id, n, latest in con.execute("""
+        SELECT e.event_id, count(r.meter_id), epoch_us(max(r.loaded_at))
         FROM _digest_events e
         LEFT JOIN meter_enrollments en ON en.program_id = e.program_id AND en.valid_from <= e.start_utc
              AND (en.valid_to IS NULL OR en.valid_to > e.start_utc)
@@ -71,7 +79,7 @@ def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> d
 
 
 def _state_key(con) -> str:
-    return json.dumps([ENGINE_VERSION, holidays.__version__, _config_fingerprint(con)], default=str)
+    return json.dumps([ENGINE_VERSION, holidays.__version__, _config_digest(con)])
 
 
 def stale_events(con: duckdb.DuckDBPyConnection, now: dt.datetime, force: bool = False
@@ -111,6 +119,8 @@ def settle(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str | None 
     report.removed = len(set(stored) - set(keep))
     run(con, "COMMIT")
     report.unchanged = [e.event_id for e in ended if e not in stale]
+    if stale:  # until this run ends, the next one must not trust the fast path (a crash may leave mixed inputs)
+        run(con, "DELETE FROM settlement_state")
     for event in stale:
         compute_event(con, event)
         _store(con, event, digests[event.event_id], now, run_id)

@@ -98,8 +98,10 @@ CREATE TABLE IF NOT EXISTS programs (
     channel VARCHAR,
     holiday_calendar VARCHAR
 );
-ALTER TABLE programs ADD COLUMN IF NOT EXISTS overrides JSON;       -- {"name": "value"} over the preset
-ALTER TABLE programs ADD COLUMN IF NOT EXISTS clip VARCHAR;         -- none | event | interval
+-- Added with settlement. A warehouse from before gets the defaults until its configuration is reloaded, which the
+-- configuration sensor does once after the upgrade (its cursor includes the loader version).
+ALTER TABLE programs ADD COLUMN IF NOT EXISTS overrides JSON DEFAULT '{}';   -- {"name": "value"} over the preset
+ALTER TABLE programs ADD COLUMN IF NOT EXISTS clip VARCHAR DEFAULT 'none';   -- none | event | interval
 CREATE TABLE IF NOT EXISTS program_seasons (
     program_id VARCHAR NOT NULL,
     season_id VARCHAR NOT NULL,

@@ -96,10 +96,13 @@ def season_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"dagster/row_count": rebuild_seasons(con)})
 
 
-@dg.asset_check(asset=baselines, blocking=True, pool="duckdb",
+@dg.asset_check(asset=baselines, blocking=False, pool="duckdb",
                 description="Coverage: every ended event is settled on its current inputs, and every meter enrolled "
                 "in it has a status.")
 def baselines_cover_events(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    # Not blocking: another run's intake may take the duckdb slot between `baselines` and this check, making an
+    # event stale for a moment; the performance tables still agree with the stored baselines, and the sensor's
+    # next settlement catches up. A failure that persists across runs is the one to act on.
     with warehouse.warehouse().connect(read_only=True) as con:
         # as of the last settlement: events that ended after it started are the next run's
         settled_at = con.execute("SELECT max(settled_at) FROM settlement_state").fetchall()[0][0]

@@ -189,25 +189,30 @@ def test_changed_readings_recompute_exactly_the_affected_events(con, monkeypatch
     assert con.execute("SELECT count(*) FROM baselines WHERE event_id = 'july'").fetchall() == [(0,)]
 
 
+def settle_dying_at_second_event(con, monkeypatch) -> None:
+    """settle(), killed inside the second event's transaction, after its baselines were written."""
+    real_run, stores = settle_module.run, []
+
+    def dying_run(c, sql, params=None):
+        if sql.startswith("INSERT INTO settled_events"):
+            stores.append(params[0])
+            if len(stores) == 2:
+                raise RuntimeError("worker killed")
+        real_run(c, sql, params)
+
+    monkeypatch.setattr(settle_module, "run", dying_run)
+    with pytest.raises(RuntimeError):
+        settle(con, NOW)
+    monkeypatch.setattr(settle_module, "run", real_run)
+
+
 def test_a_crash_between_events_is_finished_by_the_next_run(con, monkeypatch):
     add_program(con, "p")
     add_meter(con, "m", "p")
     load(con, "m", dt.date(2025, 6, 1), dt.date(2025, 9, 30), lambda d, lt: 1.0)
     add_event(con, "a", "p", local(dt.date(2025, 7, 16), 16), local(dt.date(2025, 7, 16), 17))
     add_event(con, "b", "p", local(dt.date(2025, 9, 17), 16), local(dt.date(2025, 9, 17), 17))
-    real_run, stores = settle_module.run, []
-
-    def dying_run(con, sql, params=None):  # the second event's transaction dies after its baselines were written
-        if sql.startswith("INSERT INTO settled_events"):
-            stores.append(params[0])
-            if len(stores) == 2:
-                raise RuntimeError("worker killed")
-        real_run(con, sql, params)
-
-    monkeypatch.setattr(settle_module, "run", dying_run)
-    with pytest.raises(RuntimeError):
-        settle(con, NOW)
-    monkeypatch.setattr(settle_module, "run", real_run)
+    settle_dying_at_second_event(con, monkeypatch)
     assert con.execute("SELECT event_id FROM settled_events").fetchall() == [("a",)]
     assert con.execute("SELECT count(*) FROM baselines WHERE event_id = 'b'").fetchall() == [(0,)]  # rolled back
     assert settle(con, NOW).computed == ["b"]

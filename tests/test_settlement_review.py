@@ -6,7 +6,7 @@ import json
 
 import duckdb
 import pytest
-from test_settlement import NOW, add_event, add_meter, add_program, load, local
+from test_settlement import NOW, add_event, add_meter, add_program, load, local, settle_dying_at_second_event
 
 from leap_orchestration.settlement import settle as settle_module
 from leap_orchestration.settlement.performance import rebuild_event_performance
@@ -51,19 +51,7 @@ def test_config_reverted_after_a_crashed_settlement_recomputes_what_the_crashed_
     expected = _baseline(con, "a")
     # configuration B (5 days) is loaded; its settlement dies after storing event a
     _load_config(con, "fp-B", {"days": "5"})
-    real_run, stores = settle_module.run, []
-
-    def dying_run(c, sql, params=None):
-        if sql.startswith("INSERT INTO settled_events"):
-            stores.append(params[0])
-            if len(stores) == 2:
-                raise RuntimeError("worker killed")
-        real_run(c, sql, params)
-
-    monkeypatch.setattr(settle_module, "run", dying_run)
-    with pytest.raises(RuntimeError):
-        settle(con, NOW)
-    monkeypatch.setattr(settle_module, "run", real_run)
+    settle_dying_at_second_event(con, monkeypatch)
     assert _baseline(con, "a") != expected  # a was stored under B
     # the operator reverts to A (same bytes, same fingerprint): a must go back to its A baseline
     _load_config(con, "fp-1", {})

@@ -7,6 +7,7 @@ import dagster as dg
 
 from leap_orchestration.resources import WarehouseResource
 from leap_orchestration.settlement.performance import (
+    PROGRAM_EVENTS,
     rebuild_event_performance,
     rebuild_hourly,
     rebuild_program_events,
@@ -56,10 +57,9 @@ def event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
     with warehouse.warehouse().connect() as con:
         rows = rebuild_event_performance(con, dt.datetime.now(dt.UTC))
-        rebuild_program_events(con)  # the summary and charts read it; the roll-up asset rebuilds it again
-        summary = con.execute("""SELECT event_id, program_id, start_utc, meters_enrolled, meters_with_numbers,
-                                        reduction_kwh, avg_reduction_kw FROM program_event_performance
-                                 ORDER BY start_utc DESC, event_id""").fetchall()
+        summary = con.execute(f"""SELECT event_id, program_id, start_utc, meters_enrolled, meters_with_numbers,
+                                         reduction_kwh, avg_reduction_kw FROM ({PROGRAM_EVENTS})
+                                  ORDER BY start_utc DESC, event_id""").fetchall()
         reports = {f"event {e[0]}": dg.MetadataValue.md(charts.event_report(con, e[0])) for e in summary[:CHARTED_EVENTS]}
     table = dg.TableMetadataValue(
         records=[dg.TableRecord({"event": e, "program": p, "start_utc": s.isoformat(), "meters": n, "with_numbers": k,
@@ -107,7 +107,7 @@ def baselines_cover_events(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         # as of the last settlement: events that ended after it started are the next run's
         settled_at = con.execute("SELECT max(settled_at) FROM settlement_state").fetchall()[0][0]
         cutoff = settled_at or dt.datetime.now(dt.UTC)
-        stale = sorted(e.event_id for e in stale_events(con, cutoff)[1])
+        stale = sorted(e.event_id for e in stale_events(con, cutoff).stale)
         missing = con.execute("""SELECT count(*) FROM settled_events s JOIN dr_events e USING (event_id)
                      JOIN meter_enrollments en ON en.program_id = e.program_id
                      WHERE en.valid_from <= e.start_utc AND (en.valid_to IS NULL OR en.valid_to > e.start_utc)

@@ -12,6 +12,8 @@ import io
 import duckdb
 import matplotlib
 
+from leap_orchestration.settlement.performance import PROGRAM_EVENTS
+
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402  (after choosing the headless backend)
 import matplotlib.pyplot as plt  # noqa: E402
@@ -21,9 +23,9 @@ PERFORMERS = 3
 
 def event_report(con: duckdb.DuckDBPyConnection, event_id: str) -> str:
     """Markdown for one settled event (empty string if it has no rows yet)."""
-    totals = con.execute("""SELECT program_id, start_utc, end_utc, meters_enrolled, meters_with_numbers, meters_ok,
+    totals = con.execute(f"""SELECT program_id, start_utc, end_utc, meters_enrolled, meters_with_numbers, meters_ok,
                                    baseline_kwh, actual_kwh, reduction_kwh, avg_reduction_kw
-                            FROM program_event_performance WHERE event_id = ?""", [event_id]).fetchall()
+                            FROM ({PROGRAM_EVENTS}) WHERE event_id = ?""", [event_id]).fetchall()
     if not totals:
         return ""
     program, start, end, enrolled, numbered, ok, base, actual, reduction, kw = totals[0]

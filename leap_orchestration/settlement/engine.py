@@ -120,14 +120,13 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
     run(con, """CREATE OR REPLACE TEMP TABLE _calendar AS
         WITH ticks AS (SELECT unnest(generate_series(CAST($from_ts AS TIMESTAMPTZ), CAST($to_ts AS TIMESTAMPTZ) - INTERVAL 15 MINUTE,
                                                       INTERVAL 15 MINUTE)) AS ts),
-        local AS (SELECT z.timezone, t.ts, t.ts AT TIME ZONE z.timezone AS lt
-                  FROM (SELECT DISTINCT timezone FROM _meters) z CROSS JOIN ticks t),
+        local AS (SELECT z.timezone, z.zone, t.ts, t.ts AT TIME ZONE z.timezone AS lt
+                  FROM (SELECT DISTINCT timezone, zone FROM _meters) z CROSS JOIN ticks t),
         needed AS (
-            SELECT l.timezone, l.ts, l.lt::DATE AS day, s.slot, s.role = 'event' AS is_event
+            SELECT l.timezone, l.zone, l.ts, l.lt::DATE AS day, s.slot, s.role = 'event' AS is_event
             FROM local l JOIN (SELECT DISTINCT timezone, slot, role FROM _zone_slots) s
               ON s.timezone = l.timezone AND s.slot = date_diff('minute', date_trunc('day', l.lt), l.lt))
-        SELECT *, 1.0 / count(*) OVER (PARTITION BY timezone, day, slot) AS w,
-               (SELECT any_value(zone) FROM _meters z WHERE z.timezone = needed.timezone) AS zone FROM needed""",
+        SELECT *, 1.0 / count(*) OVER (PARTITION BY timezone, day, slot) AS w FROM needed""",
         {"from_ts": from_ts, "to_ts": to_ts})
     # instants any zone needs: a one-column filter that drops most readings before the joins
     run(con, "CREATE OR REPLACE TEMP TABLE _calendar_ts AS SELECT DISTINCT ts FROM _calendar")

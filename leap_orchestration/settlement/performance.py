@@ -12,7 +12,7 @@ import datetime as dt
 
 import duckdb
 
-from leap_orchestration.warehouse.duck import run
+from leap_orchestration.warehouse.duck import run, transaction
 
 # per-interval signed reduction of a `baselines` row b joined with its program p
 _REDUCTION = ("CASE WHEN p.channel = 'generated' THEN b.actual_kwh - b.adjusted_baseline_kwh "
@@ -21,14 +21,9 @@ _INTERVAL_REDUCTION = f"CASE WHEN p.clip = 'interval' THEN greatest({_REDUCTION}
 
 
 def _replace(con: duckdb.DuckDBPyConnection, table: str, select: str, params=None) -> int:
-    run(con, "BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         run(con, f"DELETE FROM {table}")
         run(con, f"INSERT INTO {table} {select}", params)
-        run(con, "COMMIT")
-    except BaseException:
-        run(con, "ROLLBACK")
-        raise
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
@@ -74,13 +69,19 @@ def rebuild_hourly(con: duckdb.DuckDBPyConnection) -> int:
         GROUP BY ALL HAVING count(b.actual_kwh) = 4""")
 
 
+# Per event: how many meters were enrolled, had numbers, were OK, and the totals over them (the columns of
+# program_event_performance, in order). The event_performance asset's charts read it before the roll-up is stored.
+PROGRAM_EVENTS = """
+    SELECT e.event_id, e.program_id, e.start_utc, e.end_utc, any_value(f.event_hours) AS event_hours,
+           count(*) AS meters_enrolled, count(f.reduction_kwh) AS meters_with_numbers,
+           count(*) FILTER (WHERE f.status = 'OK') AS meters_ok, sum(f.baseline_kwh) AS baseline_kwh,
+           sum(f.actual_kwh) AS actual_kwh, sum(f.reduction_kwh) AS reduction_kwh,
+           sum(f.reduction_kwh) / any_value(f.event_hours) AS avg_reduction_kw
+    FROM dr_events e JOIN event_performance f USING (event_id) GROUP BY e.event_id, e.program_id, e.start_utc, e.end_utc"""
+
+
 def rebuild_program_events(con: duckdb.DuckDBPyConnection) -> int:
-    """Per event: how many meters were enrolled, had numbers, were OK, and the totals over them."""
-    return _replace(con, "program_event_performance", """
-        SELECT e.event_id, e.program_id, e.start_utc, e.end_utc, any_value(f.event_hours),
-               count(*), count(f.reduction_kwh), count(*) FILTER (WHERE f.status = 'OK'),
-               sum(f.baseline_kwh), sum(f.actual_kwh), sum(f.reduction_kwh), sum(f.reduction_kwh) / any_value(f.event_hours)
-        FROM dr_events e JOIN event_performance f USING (event_id) GROUP BY e.event_id, e.program_id, e.start_utc, e.end_utc""")
+    return _replace(con, "program_event_performance", PROGRAM_EVENTS)
 
 
 def rebuild_seasons(con: duckdb.DuckDBPyConnection) -> int:

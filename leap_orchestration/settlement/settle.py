@@ -16,13 +16,14 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import duckdb
 import holidays
 
 from leap_orchestration.settlement.engine import EventSpec, compute_event, reading_range
 from leap_orchestration.settlement.presets import preset_for
-from leap_orchestration.warehouse.duck import run
+from leap_orchestration.warehouse.duck import run, transaction
 
 # Bump when a change to the engine or the presets changes results: every event is then recomputed once.
 ENGINE_VERSION = "2"
@@ -82,60 +83,70 @@ def _state_key(con) -> str:
     return json.dumps([ENGINE_VERSION, holidays.__version__, _config_digest(con)])
 
 
-def stale_events(con: duckdb.DuckDBPyConnection, now: dt.datetime, force: bool = False
-                 ) -> tuple[list[EventSpec], list[EventSpec], dict[str, str]]:
-    """(ended events, those whose stored digest is missing or differs, their current digests).
+class Staleness(NamedTuple):
+    events: list[EventSpec]  # every configured event
+    ended: list[EventSpec]
+    stale: list[EventSpec]  # ended, and the stored digest is missing or differs
+    digests: dict[str, str]  # current digests of the events looked at
+    stored: dict[str, str]  # event id -> digest as stored
+    state_key: str  # configuration, engine and holidays versions as of this look
+
+
+def stale_events(con: duckdb.DuckDBPyConnection, now: dt.datetime, force: bool = False) -> Staleness:
+    """Which ended events need recomputing.
 
     A digest costs a pass over the event's readings, so it is only taken where inputs may have changed: for every
     event after a configuration, engine or `holidays` change, else for events never settled and events whose
     reading range overlaps readings loaded since the last settlement (`settlement_state`'s watermark)."""
-    ended = [e for e in event_specs(con) if e.end_utc <= now]
+    events = event_specs(con)
+    ended = [e for e in events if e.end_utc <= now]
     stored = dict(con.execute("SELECT event_id, inputs_digest FROM settled_events").fetchall())
     state = con.execute("SELECT state_key, readings_watermark FROM settlement_state").fetchall()
+    key = _state_key(con)
     candidates = ended
-    if not force and state and state[0][0] == _state_key(con):
+    if not force and state and state[0][0] == key:
         lo, hi = con.execute("""SELECT min(interval_start_utc), max(interval_start_utc) FROM interval_readings
                                 WHERE loaded_at > ?""", [state[0][1]]).fetchall()[0]
-        candidates = [e for e in ended if e.event_id not in stored
-                      or (lo is not None and reading_range(e)[0] <= hi and lo < reading_range(e)[1])]
+
+        def touched(e: EventSpec) -> bool:
+            first, last = reading_range(e)
+            return lo is not None and first <= hi and lo < last
+
+        candidates = [e for e in ended if e.event_id not in stored or touched(e)]
     digests = inputs_digests(con, candidates)
     stale = [e for e in candidates if force or stored.get(e.event_id) != digests[e.event_id]]
-    return ended, stale, digests
+    return Staleness(events, ended, stale, digests, stored, key)
 
 
 def settle(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str | None = None, force: bool = False,
            log=None) -> SettleReport:
     """Recompute every ended event whose inputs changed (all of them with force); drop what no longer exists."""
-    report = SettleReport()
-    report.not_ended = [e.event_id for e in event_specs(con) if e.end_utc > now]
     # readings loaded from here on are looked at next time; the margin covers a load still committing now
     watermark = dt.datetime.now(dt.UTC) - WATERMARK_MARGIN
-    ended, stale, digests = stale_events(con, now, force)
-    keep = [e.event_id for e in ended]
-    stored = [r[0] for r in con.execute("SELECT event_id FROM settled_events").fetchall()]
-    run(con, "BEGIN TRANSACTION")
-    for table in ("baselines", "baseline_status", "settled_events"):
-        run(con, f"DELETE FROM {table} WHERE NOT list_contains(?, event_id)", [keep])
-    report.removed = len(set(stored) - set(keep))
-    run(con, "COMMIT")
-    report.unchanged = [e.event_id for e in ended if e not in stale]
-    if stale:  # until this run ends, the next one must not trust the fast path (a crash may leave mixed inputs)
+    look = stale_events(con, now, force)
+    keep = [e.event_id for e in look.ended]
+    report = SettleReport(not_ended=[e.event_id for e in look.events if e.end_utc > now],
+                          unchanged=[e.event_id for e in look.ended if e not in look.stale],
+                          removed=len(set(look.stored) - set(keep)))
+    with transaction(con):
+        for table in ("baselines", "baseline_status", "settled_events"):
+            run(con, f"DELETE FROM {table} WHERE NOT list_contains(?, event_id)", [keep])
+    if look.stale:  # until this run ends, the next one must not trust the fast path (a crash may leave mixed inputs)
         run(con, "DELETE FROM settlement_state")
-    for event in stale:
+    for event in look.stale:
         compute_event(con, event)
-        _store(con, event, digests[event.event_id], now, run_id)
+        _store(con, event, look.digests[event.event_id], now, run_id)
         report.computed.append(event.event_id)
         if log:
             log(event.event_id)
     run(con, "DELETE FROM settlement_state")
-    run(con, "INSERT INTO settlement_state VALUES (?, ?, ?)", [_state_key(con), watermark, now])
+    run(con, "INSERT INTO settlement_state VALUES (?, ?, ?)", [look.state_key, watermark, now])
     return report
 
 
 def _store(con, event: EventSpec, digest: str, now: dt.datetime, run_id: str | None) -> None:
     meta = [event.event_id, event.preset.name, event.program_id, now]
-    run(con, "BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in ("baselines", "baseline_status", "settled_events"):
             run(con, f"DELETE FROM {table} WHERE event_id = ?", [event.event_id])
         run(con, """INSERT INTO baselines
@@ -146,7 +157,3 @@ def _store(con, event: EventSpec, digest: str, now: dt.datetime, run_id: str | N
                    actual_kwh, $4 FROM _event_status""", meta)
         run(con, "INSERT INTO settled_events VALUES (?, ?, (SELECT count(*) FROM _event_status), ?, ?)",
             [event.event_id, digest, now, run_id])
-        run(con, "COMMIT")
-    except BaseException:
-        run(con, "ROLLBACK")
-        raise

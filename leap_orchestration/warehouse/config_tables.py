@@ -10,7 +10,7 @@ import polars as pl
 
 from leap_orchestration.config.models import Configuration
 from leap_orchestration.intake.meters import ownership_frame
-from leap_orchestration.warehouse.duck import run
+from leap_orchestration.warehouse.duck import run, transaction
 
 
 def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) -> dict[str, int]:
@@ -26,8 +26,7 @@ def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) ->
                 for p in cfg.programs]
     seasons = [(p.program_id, s.season_id, s.start_utc, s.end_utc) for p in cfg.programs for s in p.seasons]
     events = [(e.event_id, e.program_id, e.start_utc, e.end_utc, e.event_type) for e in cfg.events]
-    run(con, "BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table, rows, width in (
             ("meters", meters, 10), ("meter_ownership", ownership, 4), ("meter_enrollments", enrollments, 4),
             ("programs", programs, 7), ("program_seasons", seasons, 4), ("dr_events", events, 5),
@@ -36,10 +35,6 @@ def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) ->
             if rows:
                 con.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * width)})", rows)
         run(con, "INSERT INTO config_loads VALUES (?, ?, ?, ?, ?)", [cfg.fingerprint, now, len(meters), len(programs), len(events)])
-        run(con, "COMMIT")
-    except BaseException:
-        run(con, "ROLLBACK")
-        raise
     return {"meters": len(meters), "ownership_windows": len(ownership), "enrollments": len(enrollments),
             "programs": len(programs), "dr_events": len(events)}
 

@@ -55,3 +55,15 @@ def _open_waiting(path: Path, read_only: bool, wait_seconds: float, memory_limit
 def run(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> None:
     """Execute a statement and consume its result (DuckDB 2 refuses new work while a result is pending)."""
     (con.execute(sql, params) if params is not None else con.execute(sql)).fetchall()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """All statements of the block, or none of them."""
+    run(con, "BEGIN TRANSACTION")
+    try:
+        yield
+        run(con, "COMMIT")
+    except BaseException:
+        run(con, "ROLLBACK")
+        raise

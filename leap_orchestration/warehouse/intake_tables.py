@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from leap_orchestration.intake.meters import OWNERSHIP_SCHEMA
-from leap_orchestration.warehouse.duck import run
+from leap_orchestration.warehouse.duck import run, transaction
 
 
 class ConfigurationNotLoaded(RuntimeError):
@@ -49,22 +49,17 @@ def finish_job(con, *, upload_id, job_id, received_at, report, sha256, result_ke
     status = "COMPLETED" if report.valid else "FAILED"
     summary = [[column, code, n] for (column, code), n in sorted(report.counts.items())]
     warnings = sum(n for (_, code), n in report.counts.items()) - report.error_count
-    run(con, "BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         run(con, "DELETE FROM upload_errors WHERE job_id = ?", [job_id])
         _insert_findings(con, job_id, report.details + report.warnings)
         loaded = _load_readings(con, job_id, received_at, processed_at) if report.valid else 0
-        run(con, 
+        run(con,
             """UPDATE uploads SET status = ?, sha256 = ?, rows_total = ?, rows_loaded = ?, error_count = ?,
                       error_lines = ?, warning_count = ?, processed_at = ?, result_keys = ?, elapsed_ms = ?,
                       summary = ? WHERE upload_id = ?""",
             [status, sha256, report.lines_parsed, loaded, report.error_count, report.error_lines, warnings,
              processed_at, result_keys, report.elapsed_ms, json.dumps(summary), upload_id],
         )
-        run(con, "COMMIT")
-    except BaseException:
-        run(con, "ROLLBACK")
-        raise
     return status
 
 

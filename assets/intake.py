@@ -2,6 +2,7 @@
 failed/ and the warehouse tables."""
 
 import dataclasses
+import traceback
 
 import dagster as dg
 
@@ -10,6 +11,7 @@ from leap_orchestration.intake.discovery import settled_uploads
 from leap_orchestration.intake.process import Upload, process_upload
 from leap_orchestration.resources import LandingStoreResource, WarehouseResource
 from leap_orchestration.stores import LandingStore
+from leap_orchestration.warehouse.intake_tables import ConfigurationNotLoaded
 
 MAX_UPLOADS_PER_RUN = 200  # the whole-graph path catches up in several runs rather than one huge one
 
@@ -70,9 +72,16 @@ def _selected(config: IntakeConfig, landing_store: LandingStoreResource,
 def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, landing_store: LandingStoreResource,
                     landing_zone: LandingStoreResource, warehouse: WarehouseResource):
     wh = warehouse.warehouse()
-    outcomes = []
+    outcomes, stuck = [], []
     for store, upload in _selected(config, landing_store, landing_zone):
-        outcome = process_upload(store, wh, upload, run_id=context.run.run_id)
+        try:
+            outcome = process_upload(store, wh, upload, run_id=context.run.run_id)
+        except ConfigurationNotLoaded:
+            raise
+        except Exception:  # noqa: BLE001 - infrastructure (store, warehouse): this file stays pending, others go on
+            context.log.error(f"{upload.obj.key} stays pending: {traceback.format_exc()}")
+            stuck.append(upload.obj.key)
+            continue
         context.log.info("%s %s: %s (%s rows, %s errors, job %s)", upload.tenant, upload.obj.name,
                          outcome.status, outcome.rows, outcome.errors, upload.job_id)
         outcomes.append(outcome)
@@ -93,6 +102,9 @@ def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, lan
     yield dg.MaterializeResult(asset_key="upload_errors", metadata={"dagster/row_count": errors})
     yield dg.MaterializeResult(asset_key="interval_readings", metadata={
         "dagster/row_count": readings, "rows_loaded_this_run": sum(o.rows for o in done if o.status == "COMPLETED")})
+    if stuck:  # after the others' results: the run shows red, and the next run takes these files again
+        raise dg.Failure(description=f"{len(stuck)} upload(s) could not be processed and stay pending: "
+                                     + ", ".join(stuck[:20]), metadata={"pending": stuck})
 
 
 @dg.asset_check(asset="interval_readings", description="At most one current row per meter and interval.",

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from leap_orchestration.intake import reader
 from leap_orchestration.intake.header import parse_header
+from leap_orchestration.intake.limits import IntakeLimits
 from leap_orchestration.intake.validate import validate_upload
 
 PARTNER = "sunrise-energy"
@@ -74,13 +75,12 @@ def test_file_level_faults(meters_of, data, code, line):
     assert not report.valid
 
 
-def test_gzip_accepted_and_bomb_refused(meters_of, meter, monkeypatch):
+def test_gzip_accepted_and_bomb_refused(meters_of, meter):
     data = gzip.compress(csv_text(good_row(meter)))
     found, report = run(meters_of, data, name="f.csv.gz")
     assert found == [] and report.rows_staged == 1
-    monkeypatch.setattr(reader, "MAX_EXPANDED_BYTES", 1000)
     bomb = gzip.compress(HEADER.encode() + b"\n" + b"0" * 10_000_000)
-    report = validate_upload(io.BytesIO(bomb), "b.csv.gz", meters_of(PARTNER), now=None)
+    report = validate_upload(io.BytesIO(bomb), "b.csv.gz", meters_of(PARTNER), limits=IntakeLimits(max_expanded_bytes=1000))
     assert [f.code for f in report.details] == ["FIL_0004"]
 
 

@@ -1,7 +1,8 @@
 """The error-code catalogue: the platform's public codes plus the project's own, in the same style.
 
 Public codes (DOMAIN.md §2): LIN, MTR, STM, ETM, DTR, CON, GEN, NET, NRG, FNL, REG.
-Project codes: FIL (file level), HDR (header), LIN_0002/0003, OWN (ownership), DUP (duplicates).
+Project codes: FIL (file level), HDR (header), LIN_0002-0004, OWN (ownership), DUP (duplicates), SYS (ours, not
+the file's: an internal error or repeated crashes, so the file still ends in failed/ and never blocks others).
 Every code is documented in docs/error-codes.md; tests check the two lists agree.
 """
 
@@ -25,9 +26,14 @@ CATALOGUE: dict[str, Code] = {
         Code("FIL_0001", ERROR, "the file is empty"),
         Code("FIL_0002", ERROR, "the file is not UTF-8 text"),
         Code("FIL_0003", ERROR, "the compressed file is corrupt or truncated"),
-        Code("FIL_0004", ERROR, "the compressed file expands beyond the size limit"),
+        Code("FIL_0004", ERROR, "the file is larger than 2,048 MB (after decompression)"),
         Code("FIL_0005", ERROR, "the file name does not end in .csv or .csv.gz"),
         Code("FIL_0006", ERROR, "the file has a header but no data rows"),
+        Code("FIL_0007", ERROR, "the file has more than 10,000,000 lines"),
+        Code("FIL_0008", ERROR, "the file took longer than 300 seconds to check"),
+        Code("FIL_0009", ERROR, "the file name is longer than 200 bytes"),
+        Code("SYS_0001", ERROR, "an internal error stopped the check of this file (operators are alerted)"),
+        Code("SYS_0002", ERROR, "processing this file was interrupted three times (operators are alerted)"),
         Code("HDR_0001", ERROR, "the first line is not a header with the interval-data column names"),
         Code("HDR_0002", ERROR, "a column name appears twice in the header"),
         Code("HDR_0003", WARNING, "an unknown column is ignored"),
@@ -35,6 +41,7 @@ CATALOGUE: dict[str, Code] = {
         Code("LIN_0001", ERROR, "the line has fewer fields than the header"),
         Code("LIN_0002", ERROR, "the line has more fields than the header"),
         Code("LIN_0003", ERROR, "a quoted field is not closed on its line"),
+        Code("LIN_0004", ERROR, "the line is longer than 65,536 bytes"),
         Code("MTR_0001", ERROR, "the meter column is missing or empty"),
         Code("MTR_0002", ERROR, "the meter id is not a UUID"),
         Code("MTR_0003", ERROR, "no meter with this id in your account"),

@@ -31,7 +31,10 @@ def parse_header(raw: bytes) -> Header:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FileLevelError(Finding(1, "", "FIL_0002", f"The header line is not UTF-8 text ({exc.reason}).")) from exc
-    fields = next(csv.reader([text]), [])
+    try:
+        fields = next(csv.reader([text]), [])
+    except csv.Error as exc:  # e.g. an unclosed quote or a stray CR: the header can't be read, nothing else can
+        raise FileLevelError(Finding(1, "", "HDR_0001", f"The header line can't be read as CSV ({exc}).")) from exc
     normalized = [ALIASES.get(f.strip().lower(), f.strip().lower()) for f in fields]
     if not any(n in KNOWN_COLUMNS for n in normalized):
         shown = text[:80]

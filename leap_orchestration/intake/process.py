@@ -16,16 +16,19 @@ import logging
 from dataclasses import dataclass
 
 from leap_orchestration.intake import layout
+from leap_orchestration.intake.codes import Finding
+from leap_orchestration.intake.limits import DEFAULT_LIMITS, IntakeLimits
 from leap_orchestration.intake.meters import PartnerMeters
 from leap_orchestration.intake.reports import errors_csv, feedback_text, status_json
-from leap_orchestration.intake.validate import validate_upload
+from leap_orchestration.intake.validate import ValidationReport, validate_upload
 from leap_orchestration.stores.base import FileChangedError, LandingStore, StoredObject
 from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse import intake_tables as tables
 from leap_orchestration.warehouse.duck import run
+from leap_orchestration.warehouse.intake_tables import ConfigurationNotLoaded
 
 log = logging.getLogger(__name__)
-INTAKE_DUCKDB_MEMORY = "512MB"
+MAX_ATTEMPTS = 3  # starts of one file version's checks whose process died before an outcome: then SYS_0002
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,13 @@ class Upload:
     inbox: str  # prefix ending in '/'
     obj: StoredObject
     connector_id: str | None = None  # the GCS connector whose inbox it is (None: an SFTP partner's)
+
+    @property
+    def channel_root(self) -> str:
+        """What the tenant's own channel shows as its root: result keys in status objects are relative to it
+        (an SFTP partner's root is `<partner>/`; a GCS connector reads object names in the bucket)."""
+        root = f"{self.tenant}/"
+        return root if self.connector_id is None and self.inbox.startswith(root) else ""
 
     @property
     def job_id(self) -> str:
@@ -70,15 +80,26 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-def process_upload(store: LandingStore, warehouse: Warehouse, upload: Upload, run_id: str | None = None) -> Outcome:
-    obj = store.stat(upload.obj.key)
-    if obj is None or obj.version != upload.obj.version:
-        return Outcome(upload, "SKIPPED")  # already processed, or replaced by a newer version (its own job)
+def process_upload(store: LandingStore, warehouse: Warehouse, upload: Upload, run_id: str | None = None,
+                   limits: IntakeLimits = DEFAULT_LIMITS) -> Outcome:
+    """Take one upload to its end state. Whatever the file holds or does to the checks, it ends in accepted/ or
+    failed/ (SYS_0001/0002 for faults that are ours); only infrastructure faults (no configuration loaded, the
+    warehouse or store unreachable) raise, leaving the file pending for the next run."""
+    # The warehouse connection (DuckDB's file lock) is held until the original has moved, so two processes on
+    # one home take an upload in turns: the second finds it gone, never half-moved.
     with warehouse.connect() as con:
+        obj = store.stat(upload.obj.key)
+        if obj is None or obj.version != upload.obj.version:
+            return Outcome(upload, "SKIPPED")  # already processed, or replaced by a newer version (its own job)
         row = tables.get_upload(con, upload.upload_id)
         if row is None or row["status"] not in ("COMPLETED", "FAILED"):
-            write_pending_status(store, upload, "PROCESSING")
-            if not _validate_and_load(store, con, upload, run_id):
+            if row is not None and (row.get("attempts") or 0) >= MAX_ATTEMPTS:
+                log.error("%s: processing was interrupted %d times (job %s); it goes to failed/ as SYS_0002",
+                          upload.obj.key, row["attempts"], upload.job_id)
+                _record_fault(con, upload, run_id, "SYS_0002", f"Processing this file was interrupted {MAX_ATTEMPTS} "
+                              f"times (reference {upload.job_id}); operators have been alerted. Upload it again under "
+                              "a new name, split into smaller files if it is large.")
+            elif not _checked(store, con, upload, run_id, limits):
                 return Outcome(upload, "SKIPPED")
             row = tables.get_upload(con, upload.upload_id)
         errors = tables.error_rows(con, upload.job_id) if row["status"] == "FAILED" else []
@@ -86,43 +107,81 @@ def process_upload(store: LandingStore, warehouse: Warehouse, upload: Upload, ru
             con, upload.tenant, upload.obj.name, upload.job_id,
             layout.original_key(upload.inbox, _outcome_folder(row["status"]), upload.obj.name),
         )
-    _publish(store, upload, row, previous, errors)
+        _publish(store, upload, row, previous, errors)
     return Outcome(upload, row["status"], rows=row["rows_total"] or 0, errors=row["error_count"] or 0)
+
+
+def _checked(store: LandingStore, con, upload: Upload, run_id: str | None, limits: IntakeLimits) -> bool:
+    """Validate and load, turning any fault of the checks into a SYS_0001 outcome; False if the file changed."""
+    try:
+        write_pending_status(store, upload, "PROCESSING")
+        return _validate_and_load(store, con, upload, run_id, limits)
+    except ConfigurationNotLoaded:
+        raise  # ours, and not this file's: every upload waits for the configuration
+    except Exception:
+        log.exception("internal error while checking %s (job %s); it goes to failed/ as SYS_0001",
+                      upload.obj.key, upload.job_id)
+    _record_fault(con, upload, run_id, "SYS_0001", f"The file could not be checked because of an internal error "
+                  f"(reference {upload.job_id}); operators have been alerted. Upload it again under a new name later, "
+                  "or contact support with the reference.")
+    return True
 
 
 def _outcome_folder(status: str) -> str:
     return layout.ACCEPTED if status == "COMPLETED" else layout.FAILED
 
 
-def _validate_and_load(store: LandingStore, con, upload: Upload, run_id: str | None) -> bool:
-    now = dt.datetime.now(dt.UTC)
-    # DuckDB spills the staged rows beyond this; with the reader's chunks in flight a 10M-row file stays < 2 GB
-    run(con, f"SET memory_limit = '{INTAKE_DUCKDB_MEMORY}'")
+def _result_keys(upload: Upload, valid: bool) -> list[str]:
+    folder = layout.ACCEPTED if valid else layout.FAILED
+    keys = [layout.original_key(upload.inbox, folder, upload.obj.name),
+            layout.feedback_key(upload.inbox, folder, upload.obj.name, upload.job_id)]
+    if not valid:
+        keys.append(layout.errors_key(upload.inbox, upload.obj.name, upload.job_id))
+    return keys
+
+
+def _start(con, upload: Upload, run_id: str | None) -> None:
     tables.start_job(
         con, upload_id=upload.upload_id, tenant=upload.tenant, name=upload.obj.name, key=upload.obj.key,
         version=upload.obj.version, size=upload.obj.size, job_id=upload.job_id, received_at=upload.received_at,
         run_id=run_id, connector_id=upload.connector_id,
     )
+
+
+def _validate_and_load(store: LandingStore, con, upload: Upload, run_id: str | None, limits: IntakeLimits) -> bool:
+    now = dt.datetime.now(dt.UTC)
+    # DuckDB spills the staged rows beyond this; with the reader's chunks in flight a 10M-row file stays < 2 GB
+    run(con, f"SET memory_limit = '{limits.duckdb_memory}'")
+    _start(con, upload, run_id)
     meters = PartnerMeters.from_ownership(tables.partner_ownership(con), upload.tenant, upload.received_at)
     with store.open_read(upload.obj.key) as raw:
         hashing = _HashingReader(raw)
-        report = validate_upload(io.BufferedReader(hashing, 1024 * 1024), upload.obj.name, meters, now=now, con=con)
+        report = validate_upload(io.BufferedReader(hashing, 1024 * 1024), upload.obj.name, meters, now=now, con=con,
+                                 limits=limits)
         hashing.read()  # hash what validation did not need to read (after a fatal file-level error)
     current = store.stat(upload.obj.key)
     if current is None or current.version != upload.obj.version:
         log.warning("%s changed while it was validated; the new version will be processed as a new upload", upload.obj.key)
         tables.abandon_job(con, upload.upload_id, upload.job_id)
         return False
-    folder = layout.ACCEPTED if report.valid else layout.FAILED
-    keys = [layout.original_key(upload.inbox, folder, upload.obj.name),
-            layout.feedback_key(upload.inbox, folder, upload.obj.name, upload.job_id)]
-    if not report.valid:
-        keys.append(layout.errors_key(upload.inbox, upload.obj.name, upload.job_id))
     tables.finish_job(
         con, upload_id=upload.upload_id, job_id=upload.job_id, received_at=upload.received_at, report=report,
-        sha256=hashing.sha256.hexdigest(), result_keys=keys, processed_at=dt.datetime.now(dt.UTC),
+        sha256=hashing.sha256.hexdigest(), result_keys=_result_keys(upload, report.valid),
+        processed_at=dt.datetime.now(dt.UTC),
     )
     return True
+
+
+def _record_fault(con, upload: Upload, run_id: str | None, code: str, message: str) -> None:
+    """Fail the upload with one file-level finding of ours (SYS_*): it leaves the inbox like any failed file."""
+    report = ValidationReport()
+    report.counts[("", code)] = 1
+    report.details.append(Finding(0, "", code, message))
+    report.error_lines = 1
+    _start(con, upload, run_id)
+    tables.finish_job(con, upload_id=upload.upload_id, job_id=upload.job_id, received_at=upload.received_at,
+                      report=report, sha256=None, result_keys=_result_keys(upload, False),
+                      processed_at=dt.datetime.now(dt.UTC))
 
 
 def _publish(store: LandingStore, upload: Upload, row: dict, previous_job: str | None, errors: list) -> None:
@@ -139,7 +198,8 @@ def _publish(store: LandingStore, upload: Upload, row: dict, previous_job: str |
     store.write_bytes(
         layout.status_key(inbox, name),
         status_json(file=name, job_id=job, status=row["status"], rows=row["rows_total"], errors=row["error_count"],
-                    received_at=row["received_at"], processed_at=row["processed_at"], result_keys=row["result_keys"]),
+                    received_at=row["received_at"], processed_at=row["processed_at"],
+                    result_keys=[k.removeprefix(upload.channel_root) for k in row["result_keys"] or []]),
     )
     _move_original(store, upload, layout.original_key(inbox, folder, name), previous_job)
 
@@ -147,11 +207,13 @@ def _publish(store: LandingStore, upload: Upload, row: dict, previous_job: str |
 def _move_original(store: LandingStore, upload: Upload, target: str, previous_job: str | None) -> None:
     existing = store.stat(target)
     if existing is not None:
+        if store.stat(upload.obj.key) is None:
+            return  # already moved (a crash after the move, before this run)
         if _same_content(store, upload.obj.key, target):
             store.delete(upload.obj.key)  # a crash after copy, or an identical re-upload: nothing is lost
             return
         # a re-upload of a processed name: the earlier original stays, under its own job id
-        aside = target.rsplit("/", 1)[0] + f"/{previous_job or 'earlier-' + existing.version}.{upload.obj.name}"
+        aside = target.rsplit("/", 1)[0] + f"/{previous_job or 'earlier-' + existing.version}.{layout.result_name(upload.obj.name)}"
         store.move(target, aside)
     try:
         store.move(upload.obj.key, target, expected_version=upload.obj.version)

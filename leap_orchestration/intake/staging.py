@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
+
 import duckdb
+import numpy as np
 import polars as pl
 
 from leap_orchestration.intake.codes import Finding
@@ -42,37 +46,54 @@ def append(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> None:
         con.unregister("_chunk_rows")
 
 
-def duplicate_findings(con: duckdb.DuckDBPyConnection) -> list[Finding]:
+@dataclass
+class Duplicates:
+    counts: Counter  # ("", code) -> exact number
+    error_lines: np.ndarray  # the line of every DUP_0001
+    findings: list[Finding]  # the first `keep`, by line
+
+
+def duplicates(con: duckdb.DuckDBPyConnection, keep: int) -> Duplicates:
     """DUP_0001 for a (meter, interval) repeated with other values, DUP_0002 for an identical repeat.
 
-    Identical repeats are removed from the stage so that the load sees each (meter, interval) once.
+    Identical repeats are removed from the stage so that the load sees each (meter, interval) once. Only the
+    first `keep` findings are fetched with their messages: a file of ten million repeats stays in DuckDB.
     """
-    dups = con.execute(
-        f"""WITH d AS (SELECT meter_id, interval_start_utc FROM {STAGE} GROUP BY ALL HAVING count(*) > 1),
+    run(con,
+        f"""CREATE OR REPLACE TEMP TABLE stage_duplicates AS
+            WITH d AS (SELECT meter_id, interval_start_utc FROM {STAGE} GROUP BY ALL HAVING count(*) > 1),
             v AS (
               SELECT line, meter_id, interval_start_utc,
                      (interval_end_utc, energy_consumed_kwh, energy_generated_kwh, energy_net_kwh, final, region) AS vals,
-                     count(*) OVER w AS n, first_value(line) OVER w AS first_line,
+                     first_value(line) OVER w AS first_line,
                      first_value((interval_end_utc, energy_consumed_kwh, energy_generated_kwh, energy_net_kwh, final, region)) OVER w AS first_vals
               FROM {STAGE} SEMI JOIN d USING (meter_id, interval_start_utc) WINDOW w AS (PARTITION BY meter_id, interval_start_utc ORDER BY line
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
-            SELECT line, first_line, vals IS DISTINCT FROM first_vals, meter_id,
-                   strftime(interval_start_utc, '%Y-%m-%dT%H:%M:%SZ')
-            FROM v WHERE n > 1 AND line <> first_line ORDER BY line"""
-    ).fetchall()
+            SELECT line, first_line, vals IS DISTINCT FROM first_vals AS conflicting, meter_id, interval_start_utc
+            FROM v WHERE line <> first_line"""
+    )
+    try:
+        counts = Counter({("", "DUP_0001" if conflicting else "DUP_0002"): n for conflicting, n in con.execute(
+            "SELECT conflicting, count(*) FROM stage_duplicates GROUP BY ALL").fetchall()})
+        error_lines = con.execute("SELECT line FROM stage_duplicates WHERE conflicting").fetchnumpy()["line"]
+        first = con.execute(
+            """SELECT line, first_line, conflicting, meter_id, strftime(interval_start_utc, '%Y-%m-%dT%H:%M:%SZ')
+               FROM stage_duplicates ORDER BY line LIMIT ?""", [keep]).fetchall()
+    finally:
+        run(con, "DROP TABLE stage_duplicates")
     findings = []
-    for line, first, conflicting, meter, start in dups:
+    for line, first_line, conflicting, meter, start in first:
         if conflicting:
-            findings.append(Finding(line, "", "DUP_0001", f"Meter '{meter}' interval {start} is also on line {first} with different values."))
+            findings.append(Finding(line, "", "DUP_0001", f"Meter '{meter}' interval {start} is also on line {first_line} with different values."))
         else:
-            findings.append(Finding(line, "", "DUP_0002", f"Meter '{meter}' interval {start} repeats line {first} exactly; kept once."))
-    if findings:
-        run(con, 
+            findings.append(Finding(line, "", "DUP_0002", f"Meter '{meter}' interval {start} repeats line {first_line} exactly; kept once."))
+    if counts:
+        run(con,
             f"""DELETE FROM {STAGE} WHERE line IN (
                   SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY meter_id, interval_start_utc ORDER BY line) AS k
                                     FROM {STAGE}) WHERE k > 1)"""
         )
-    return findings
+    return Duplicates(counts, np.asarray(error_lines, dtype=np.int64), findings)
 
 
 def count(con: duckdb.DuckDBPyConnection) -> int:

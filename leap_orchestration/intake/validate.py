@@ -6,6 +6,7 @@ The same function serves the pipeline and the `validate` CLI (pre-flight), so bo
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,15 +15,17 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import duckdb
+import numpy as np
 import pandera.errors
 import polars as pl
 
 from leap_orchestration.intake import staging
 from leap_orchestration.intake.codes import CATALOGUE, ERROR, FileLevelError, Finding
 from leap_orchestration.intake.header import REQUIRED, parse_header
+from leap_orchestration.intake.limits import DEFAULT_LIMITS, MAX_NAME_BYTES, IntakeLimits
 from leap_orchestration.intake.messages import render
 from leap_orchestration.intake.meters import PartnerMeters
-from leap_orchestration.intake.reader import Chunk, iter_chunks, open_upload, read_header
+from leap_orchestration.intake.reader import Chunk, check_deadline, iter_chunks, open_upload, read_header
 from leap_orchestration.intake.rules import IntervalDataModel, prepare
 
 ERRORS_CAP = 10_000  # rows kept in errors.csv / upload_errors; counts stay exact
@@ -51,17 +54,20 @@ class ValidationReport:
 class _Collector:
     def __init__(self, report: ValidationReport, cap: int):
         self.report, self.cap = report, cap
-        self.error_line_sets: list[pl.Series] = []
+        self.error_line_sets: list[pl.Series] = []  # one per batch, never per finding: a bad file has millions
 
-    def add(self, findings: list[Finding]) -> None:
+    def add(self, findings: list[Finding], counts: Counter | None = None, error_lines: np.ndarray | None = None) -> None:
+        """Findings with messages; `counts` and `error_lines` are exact when `findings` holds only the first few."""
+        if counts is None:
+            counts = Counter((f.column, f.code) for f in findings)
+            error_lines = np.array([f.line for f in findings if f.severity == ERROR], dtype=np.int64)
+        self.report.counts.update(counts)
+        if error_lines is not None and error_lines.size:
+            self.error_line_sets.append(pl.Series(error_lines, dtype=pl.Int64))
         for f in findings:
-            self.report.counts[(f.column, f.code)] += 1
-            if f.severity == ERROR:
-                self.error_line_sets.append(pl.Series([f.line], dtype=pl.Int64))
-                if len(self.report.details) < self.cap:
-                    self.report.details.append(f)
-            elif len(self.report.warnings) < self.cap:
-                self.report.warnings.append(f)
+            kept = self.report.details if f.severity == ERROR else self.report.warnings
+            if len(kept) < self.cap:
+                kept.append(f)
 
     def add_frame(self, failures: pl.DataFrame, rows: pl.DataFrame) -> None:
         """failures: line, column, code (all errors). Counts from the frame; messages only for kept rows."""
@@ -77,6 +83,7 @@ class _Collector:
 
     def finish(self) -> None:
         self.report.details.sort(key=lambda f: (f.line, f.column))
+        del self.report.details[self.cap :]
         if self.error_line_sets:
             self.report.error_lines = pl.concat(self.error_line_sets).n_unique()
 
@@ -89,34 +96,50 @@ def validate_upload(
     now: dt.datetime | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     cap: int = ERRORS_CAP,
+    limits: IntakeLimits = DEFAULT_LIMITS,
 ) -> ValidationReport:
-    """Run every rule on the upload; valid rows are left in the temp table `stage_rows` of `con`."""
+    """Run every rule on the upload; valid rows are left in the temp table `stage_rows` of `con`.
+
+    Without `con`, a private in-memory DuckDB capped at the limits' memory (spilling to a temporary folder).
+    """
+    if con is None:
+        with tempfile.TemporaryDirectory(prefix="leap-validate-") as spill:
+            scratch = duckdb.connect(config={"memory_limit": limits.duckdb_memory, "temp_directory": spill})
+            try:
+                return validate_upload(stream, file_name, meters, now=now, con=scratch, cap=cap, limits=limits)
+            finally:
+                scratch.close()
     started = time.perf_counter()
+    deadline = time.monotonic() + limits.max_seconds
     now = now or dt.datetime.now(dt.UTC)
-    con = con if con is not None else duckdb.connect()
     report = ValidationReport()
     collect = _Collector(report, cap)
     staging.create(con)
     if not file_name.lower().endswith(ACCEPTED_SUFFIXES):
         collect.add([Finding(0, "", "FIL_0005", f"File name '{file_name}' must end in .csv or .csv.gz.")])
+    if len(file_name.encode()) > MAX_NAME_BYTES:
+        collect.add([Finding(0, "", "FIL_0009", f"The file name is {len(file_name.encode())} bytes long; names may be at "
+                                                f"most {MAX_NAME_BYTES} bytes.")])
     try:
-        data = open_upload(stream)
-        raw_header = read_header(data)
+        data = open_upload(stream, limits)
+        raw_header = read_header(data, limits)
         header = parse_header(raw_header)
         collect.add(header.findings)
         skip_codes = {code for column, code in REQUIRED.items() if not header.has(column)}
-        for chunk in _read_ahead(iter_chunks(data, header)):
-            collect.add(chunk.findings)
-            report.lines_parsed += chunk.frame.height + len(chunk.findings)
+        for chunk in _read_ahead(iter_chunks(data, header, limits=limits, deadline=deadline)):
+            collect.add(chunk.findings, chunk.counts, chunk.error_lines)
+            report.lines_parsed += chunk.lines
             if chunk.frame.height:
                 frame = prepare(chunk.frame, meters, now)
                 failures = _run_model(frame, skip_codes)
                 if failures.height:
                     collect.add_frame(failures, chunk.frame)
                 staging.append(con, frame)
+            check_deadline(deadline, limits)
         if report.lines_parsed == 0 and report.error_count == 0:
             collect.add([Finding(0, "", "FIL_0006", "The file has a header but no data rows.")])
-        collect.add(staging.duplicate_findings(con))
+        dups = staging.duplicates(con, cap)
+        collect.add(dups.findings, dups.counts, dups.error_lines)
         report.rows_staged = staging.count(con)
     except FileLevelError as exc:
         collect.add([exc.finding])

@@ -37,9 +37,11 @@ def start_job(con, *, upload_id, tenant, name, key, version, size, job_id, recei
               connector_id=None) -> None:
     run(con,
         """INSERT INTO uploads (upload_id, tenant, file_name, source_key, version, size_bytes, job_id, status,
-                                received_at, run_id, connector_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'PROCESSING', ?, ?, ?)
-           ON CONFLICT (upload_id) DO UPDATE SET status = 'PROCESSING', run_id = excluded.run_id""",
+                                received_at, run_id, connector_id,
+                                attempts)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'PROCESSING', ?, ?, ?, 1)
+           ON CONFLICT (upload_id) DO UPDATE SET status = 'PROCESSING', run_id = excluded.run_id,
+                                                 attempts = coalesce(uploads.attempts, 0) + 1""",
         [upload_id, tenant, name, key, version, size, job_id, received_at, run_id, connector_id],
     )
 

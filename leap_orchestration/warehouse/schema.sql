@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     connector_id VARCHAR                -- the GCS connector that delivered it (NULL: an SFTP partner's upload)
 );
 ALTER TABLE uploads ADD COLUMN IF NOT EXISTS connector_id VARCHAR;  -- warehouses created before connectors
+-- times processing of this version started: a file whose checks keep killing the process fails (SYS_0002)
+ALTER TABLE uploads ADD COLUMN IF NOT EXISTS attempts INTEGER;
 CREATE TABLE IF NOT EXISTS upload_errors (
     job_id VARCHAR NOT NULL,
     line BIGINT,

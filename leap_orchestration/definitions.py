@@ -7,6 +7,7 @@ from assets.intake import interval_intake, interval_readings_unique
 from assets.landing_zone import standardized_meter_hours
 from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
 from leap_orchestration.resources import default_resources
+from leap_orchestration.run_liveness import in_process_with_liveness
 from sensors.landing import configuration_job, configuration_sensor, intake_job, landing_inbox_sensor
 from sensors.landing_zone import landing_zone_job, landing_zone_schedule
 from sensors.settlement import settlement_job, settlement_schedule, settlement_sensor
@@ -18,7 +19,7 @@ defs = dg.Definitions(
     sensors=[landing_inbox_sensor, configuration_sensor, settlement_sensor],
     schedules=[landing_zone_schedule, settlement_schedule],
     resources=default_resources(),
-    # steps share one process: the duckdb pool runs them one at a time anyway, and a step subprocess costs ~8 s
-    # of imports on 2 cores (a whole-graph run has a dozen steps)
-    executor=dg.in_process_executor,
+    # Every job: steps share one process (the duckdb pool runs them one at a time anyway, and a step subprocess
+    # costs ~8 s of imports on 2 cores), and a run killed outright never keeps its pool slot (run_liveness.py).
+    executor=in_process_with_liveness,
 )

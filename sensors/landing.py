@@ -12,6 +12,7 @@ from leap_orchestration.intake.discovery import pending_uploads
 from leap_orchestration.intake.process import write_pending_status
 from leap_orchestration.intake.tick import config_entry, plan_tick
 from leap_orchestration.resources import ConfigurationResource, LandingStoreResource
+from leap_orchestration.run_liveness import reap_dead_runs
 
 MAX_UPLOADS_PER_RUN = 25
 MAX_RUNS_PER_TICK = 4
@@ -21,8 +22,6 @@ TICK_SECONDS = int(os.environ.get("LEAP_SENSOR_INTERVAL", "5"))
 intake_job = dg.define_asset_job(
     "process_uploads", selection=dg.AssetSelection.assets("uploads", "upload_errors", "interval_readings"),
     description="Validate and load a batch of uploads.",
-    # one process for the step and its check: a step subprocess costs ~2 s of a partner's wait for results
-    executor_def=dg.in_process_executor,
 )
 configuration_job = dg.define_asset_job(
     "load_configuration", selection=dg.AssetSelection.assets("meter_configuration"),
@@ -32,6 +31,7 @@ configuration_job = dg.define_asset_job(
 @dg.sensor(job=intake_job, minimum_interval_seconds=TICK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Each complete upload in any tenant inbox, in micro-batches (see ARCHITECTURE.md).")
 def landing_inbox_sensor(context: dg.SensorEvaluationContext, landing_store: LandingStoreResource):
+    reap_dead_runs(context.instance)  # a killed run's pool slot is freed within a tick, even with no run going
     store = landing_store.store()
     state = json.loads(context.cursor) if context.cursor else {}
     plan = plan_tick(pending_uploads(store), state, time.time(), settle_seconds=settings.settle_seconds(),

@@ -9,7 +9,6 @@ from assets.settlement import SETTLEMENT_ASSETS
 settlement_job = dg.define_asset_job(
     "settle_events", selection=dg.AssetSelection.assets(*SETTLEMENT_ASSETS),
     description="Recompute the baselines of events whose inputs changed, then event performance and its roll-ups.",
-    executor_def=dg.in_process_executor,
 )
 WATCHED = (dg.AssetKey("interval_readings"), dg.AssetKey("meter_configuration"))
 

@@ -66,7 +66,7 @@ class _Collector:
             self.error_line_sets.append(pl.Series(error_lines, dtype=pl.Int64))
         for f in findings:
             kept = self.report.details if f.severity == ERROR else self.report.warnings
-            if len(kept) < self.cap:
+            if len(kept) < self.cap or f.line == 0:  # a file-level finding is kept even past the cap (sorted first)
                 kept.append(f)
 
     def add_frame(self, failures: pl.DataFrame, rows: pl.DataFrame) -> None:
@@ -118,8 +118,8 @@ def validate_upload(
     if not file_name.lower().endswith(ACCEPTED_SUFFIXES):
         collect.add([Finding(0, "", "FIL_0005", f"File name '{file_name}' must end in .csv or .csv.gz.")])
     if len(file_name.encode()) > MAX_NAME_BYTES:
-        collect.add([Finding(0, "", "FIL_0009", f"The file name is {len(file_name.encode())} bytes long; names may be at "
-                                                f"most {MAX_NAME_BYTES} bytes.")])
+        collect.add([Finding(0, "", "FIL_0009", f"The file name '{file_name}' is {len(file_name.encode())} bytes long; "
+                                                f"names may be at most {MAX_NAME_BYTES} bytes.")])
     try:
         data = open_upload(stream, limits)
         raw_header = read_header(data, limits)

@@ -35,10 +35,15 @@ def partners_add(partner_id: str) -> None:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if partner_id not in _configured_partners():
-        click.echo(f"warning: {partner_id!r} is not an SFTP partner in properties.xml; its uploads will fail "
-                   "MTR_0003 until its meters are configured", err=True)
+        click.echo(
+            f"warning: {partner_id!r} is not an SFTP partner in properties.xml; its uploads will fail "
+            "MTR_0003 until its meters are configured",
+            err=True,
+        )
     # the inbox exists from the start, so the partner sees interval-data/ and the sensor watches it
-    LocalLandingStore(settings.landing_root()).path(f"{partner_id}/{SFTP_INBOX}").mkdir(parents=True, exist_ok=True)
+    LocalLandingStore(settings.landing_root()).path(f"{partner_id}/{SFTP_INBOX}").mkdir(
+        parents=True, exist_ok=True
+    )
     click.echo(f"Created key {key_id} for partner {partner_id}. Store it now: it is not shown again.")
     click.echo(api_key)
 
@@ -83,13 +88,39 @@ def sftp() -> None:
 @sftp.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=2222, show_default=True, type=int)
-@click.option("--banner-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), envvar="LEAP_SFTP_BANNER_FILE",
-              help="Text shown before login (default: what the server is for).")
+@click.option(
+    "--banner-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="LEAP_SFTP_BANNER_FILE",
+    help="Text shown before login (default: what the server is for).",
+)
 @click.option("--max-upload-mb", default=2048, show_default=True, type=int, envvar="LEAP_SFTP_MAX_UPLOAD_MB")
-@click.option("--max-sessions", default=8, show_default=True, type=int, envvar="LEAP_SFTP_MAX_SESSIONS",
-              help="Concurrent sessions per partner.")
+@click.option(
+    "--quota-mb",
+    default=10240,
+    show_default=True,
+    type=int,
+    envvar="LEAP_SFTP_QUOTA_MB",
+    help="Per partner: MB waiting in its inbox plus MB being uploaded; writes beyond it fail.",
+)
+@click.option(
+    "--max-sessions",
+    default=8,
+    show_default=True,
+    type=int,
+    envvar="LEAP_SFTP_MAX_SESSIONS",
+    help="Concurrent SFTP sessions (channels) per partner.",
+)
 @click.option("--idle-timeout", default=600, show_default=True, type=float, envvar="LEAP_SFTP_IDLE_SECONDS")
-def sftp_serve(host: str, port: int, banner_file: Path | None, max_upload_mb: int, max_sessions: int, idle_timeout: float) -> None:
+def sftp_serve(
+    host: str,
+    port: int,
+    banner_file: Path | None,
+    max_upload_mb: int,
+    quota_mb: int,
+    max_sessions: int,
+    idle_timeout: float,
+) -> None:
     """Run the SFTP server over the landing store (Ctrl-C stops it)."""
     from leap_orchestration.sftp import hostkeys
     from leap_orchestration.sftp.server import DEFAULT_BANNER, SftpService, SftpSettings, serve_forever
@@ -98,11 +129,22 @@ def sftp_serve(host: str, port: int, banner_file: Path | None, max_upload_mb: in
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # the audit lines say what matters
     keys = hostkeys.load_or_create(settings.sftp_dir())
-    options = SftpSettings(host=host, port=port, banner=banner_file.read_text() if banner_file else DEFAULT_BANNER,
-                           max_upload_bytes=max_upload_mb * 1024**2, max_sessions_per_partner=max_sessions,
-                           idle_timeout_seconds=idle_timeout)
-    service = SftpService(LocalLandingStore(settings.landing_root()), _credentials(), keys, options,
-                          audit_log=settings.sftp_audit_log())
+    options = SftpSettings(
+        host=host,
+        port=port,
+        banner=banner_file.read_text() if banner_file else DEFAULT_BANNER,
+        max_upload_bytes=max_upload_mb * 1024**2,
+        quota_bytes=quota_mb * 1024**2,
+        max_sessions_per_partner=max_sessions,
+        idle_timeout_seconds=idle_timeout,
+    )
+    service = SftpService(
+        LocalLandingStore(settings.landing_root()),
+        _credentials(),
+        keys,
+        options,
+        audit_log=settings.sftp_audit_log(),
+    )
     click.echo(f"SFTP server on {host}:{port}; host keys:", err=True)
     for line in hostkeys.fingerprints(keys):
         click.echo(f"  {line}", err=True)

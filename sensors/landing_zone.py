@@ -6,10 +6,10 @@ import time
 import dagster as dg
 
 from leap_orchestration import settings
-from leap_orchestration.intake.discovery import is_settled, pending_uploads
+from leap_orchestration.intake.discovery import is_settled, scan_inboxes
 from leap_orchestration.intake.process import write_pending_status
 from leap_orchestration.intake.tick import batch_digest, config_entry
-from leap_orchestration.intake.zone_state import configuration_loaded
+from leap_orchestration.intake.zone_state import configuration_loaded, record_ignored
 from leap_orchestration.resources import LandingStoreResource, WarehouseResource
 
 MAX_UPLOADS_PER_RUN = 100
@@ -42,11 +42,13 @@ def landing_zone_schedule(
 ):
     store = landing_zone.store()
     wh = warehouse.warehouse()
+    uploads, others = scan_inboxes(store)
     # GCS objects appear whole; a file dropped into the local stand-in must have stopped changing
     now_ns = time.time_ns()
-    pending = [u for u in pending_uploads(store) if is_settled(u, now_ns, settings.settle_seconds())]
+    pending = [u for u in uploads if is_settled(u, now_ns, settings.settle_seconds())]
     hour = context.scheduled_execution_time.strftime("%Y%m%dT%H")
     selection = HOURLY_ASSETS if _configuration_loaded(context, wh) else [CONFIGURATION, *HOURLY_ASSETS]
+    ignored = _report_ignored(context, wh, others)
     batches = [pending[i : i + MAX_UPLOADS_PER_RUN] for i in range(0, len(pending), MAX_UPLOADS_PER_RUN)]
     runs = []
     for batch in batches[:MAX_RUNS_PER_TICK]:
@@ -66,6 +68,8 @@ def landing_zone_schedule(
         )
     if not runs:  # nothing new: still publish hours that other uploads changed
         runs.append((f"landing-zone-{hour}-publish", {"sources": []}, {}))
+    if ignored:  # shown on the tick's first run, as well as in the tick's log
+        runs[0][2]["leap/ignored_objects"] = ", ".join(u.obj.key for u in ignored)[:4000]
     return [
         dg.RunRequest(
             run_key=key,
@@ -84,3 +88,16 @@ def _configuration_loaded(context: dg.ScheduleEvaluationContext, wh) -> bool:
     if loaded is None:
         loaded = bool(context.instance.fetch_materializations(CONFIGURATION, limit=1).records)
     return loaded
+
+
+def _report_ignored(context: dg.ScheduleEvaluationContext, wh, others) -> list:
+    """Objects in a connector's prefix that are not uploads stay where they are; each version is reported once:
+    a WARNING in this tick's log, a tag on the tick's first run, a row in landing_zone_ignored."""
+    new = record_ignored(wh, others) or []  # None: the warehouse is busy, the next hour reports them
+    for u in new:
+        context.log.warning(
+            f"{u.obj.key} (version {u.obj.version}, {u.obj.size} bytes) is not an upload: only .csv and .csv.gz "
+            "objects directly under a connector's prefix are taken. Left in place; reported once "
+            "(warehouse table landing_zone_ignored)."
+        )
+    return new

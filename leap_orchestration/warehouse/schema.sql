@@ -148,6 +148,18 @@ CREATE TABLE IF NOT EXISTS standardized_jobs (
     standardized_at TIMESTAMPTZ NOT NULL
 );
 
+-- Objects directly under a connector's prefix that are not uploads (not .csv/.csv.gz, e.g. a readme.txt put
+-- there for the connector): left where they are, and reported once per version by the hourly schedule.
+CREATE TABLE IF NOT EXISTS landing_zone_ignored (
+    object_key VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,           -- the GCS generation (local stand-in: size-mtime)
+    tenant VARCHAR NOT NULL,            -- the connector's participant
+    size_bytes BIGINT,
+    updated_at TIMESTAMPTZ,             -- the object's own time (GCS: updated)
+    reported_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (object_key, version)
+);
+
 -- Settlement (leap_orchestration/settlement). `baselines` and `event_performance` are contract tables.
 -- Per meter, event and 15-minute event interval: the baseline (unadjusted and adjusted) and the actual (NULL if
 -- missing). Only meters with numbers have rows; baseline_status says why the others have none.

@@ -1,4 +1,4 @@
-"""The `leap-orchestration` command line (DESIGN.md "CLI" contract). Expected faults: one line, no traceback."""
+"""The `leap-orchestration` command line (the CLI contract in README.md and ARCHITECTURE.md). Expected faults: one line, no traceback."""
 
 from __future__ import annotations
 

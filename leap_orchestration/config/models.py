@@ -48,7 +48,7 @@ class SftpPartner:
 
     @property
     def inbox_prefix(self) -> str:
-        """Landing-store prefix of the partner's uploads (DESIGN.md landing store layout)."""
+        """Landing-store prefix of the partner's uploads (the landing store layout, ARCHITECTURE.md)."""
         return f"{self.partner_id}/interval-data/"
 
 

@@ -194,7 +194,7 @@ def _check_no_overlap(windows: list[tuple[datetime, datetime | None, etree._Elem
 
 
 def check_events_within_local_days(meters, events, path: Path) -> None:
-    """An event must lie within one local day of every meter enrolled in it (DOMAIN.md §6: events do not cross
+    """An event must lie within one local day of every meter enrolled in it (docs/baselines.md: events do not cross
     local midnight); checked per time zone, so it costs events x zones, not events x meters."""
     zones: dict[str, set[str]] = {}
     for m in meters:

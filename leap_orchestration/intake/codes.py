@@ -1,6 +1,6 @@
 """The error-code catalogue: the platform's public codes plus the project's own, in the same style.
 
-Public codes (DOMAIN.md §2): LIN, MTR, STM, ETM, DTR, CON, GEN, NET, NRG, FNL, REG.
+Public codes (the platform's guide and its public API catalogue): LIN, MTR, STM, ETM, DTR, CON, GEN, NET, NRG, FNL, REG.
 Project codes: FIL (file level), HDR (header), LIN_0002-0004, OWN (ownership), DUP (duplicates), SYS (ours, not
 the file's: an internal error or repeated crashes, so the file still ends in failed/ and never blocks others).
 Every code is documented in docs/error-codes.md; tests check the two lists agree.

@@ -1,4 +1,4 @@
-"""errors.csv and feedback (DESIGN.md contract), and the status object partners poll."""
+"""errors.csv and feedback (the partner-facing contract: README.md, docs/error-codes.md), and the status object partners poll."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def _aligned(ts: pl.Expr) -> pl.Expr:
 
 
 class IntervalDataModel(pa.DataFrameModel):
-    """Interval-data CSV v1: one row per meter per 15-minute interval (DOMAIN.md §2)."""
+    """Interval-data CSV v1: one row per meter per 15-minute interval (docs/error-codes.md)."""
 
     line: int = pa.Field()
     meter_uuid: str = pa.Field(nullable=True)

@@ -1,1 +1,1 @@
-"""Settlement: baselines and event performance (DOMAIN.md §5-6)."""
+"""Settlement: baselines and event performance (docs/baselines.md)."""

@@ -1,6 +1,6 @@
 """The day-matching engine: baselines for one DR event, set-wise over all its meters in DuckDB.
 
-Implements DOMAIN.md §6 exactly. Python only prepares the event's parameters (preset, windows, holidays); every
+Implements docs/baselines.md exactly. Python only prepares the event's parameters (preset, windows, holidays); every
 per-meter, per-day and per-slot step is SQL over all enrolled meters at once:
   a slot calendar per time zone (the UTC instants, in the look-back, whose local slot the event needs; a
   25-hour day's repeated slot appears twice and is averaged, a 23-hour day's skipped slot not at all) →
@@ -257,7 +257,7 @@ def _same_day_or_zero(con, preset: Preset) -> None:
 
 def _emit(con, baseline_rows: str, days: str = "NULL::DATE[]", missing_status: str = "INSUFFICIENT_DAYS") -> None:
     """_event_baselines: one row per meter with a baseline and per event interval, with the actual (NULL if
-    missing); _event_status: one row per enrolled meter with the first status that applies (DOMAIN.md §6), the
+    missing); _event_status: one row per enrolled meter with the first status that applies (docs/baselines.md), the
     days the baseline used, the adjustment applied (a ratio or a kWh delta; NULL if none) and its actuals."""
     run(con, f"""CREATE OR REPLACE TEMP TABLE _event_baselines AS
         WITH b AS ({baseline_rows})

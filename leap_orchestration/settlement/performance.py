@@ -1,4 +1,4 @@
-"""Event performance and its roll-ups, rebuilt set-wise from the stored baselines (DOMAIN.md §5-6).
+"""Event performance and its roll-ups, rebuilt set-wise from the stored baselines (docs/baselines.md).
 
 Reduction per interval: adjusted baseline − actual (`net`, `consumed`) or actual − adjusted baseline
 (`generated`). A program's `clip` decides where values are clipped at zero: `interval` (each interval, before

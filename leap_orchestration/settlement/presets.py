@@ -1,4 +1,4 @@
-"""Baseline presets: one day-matching engine, parameterised (DOMAIN.md §6 is the definition implemented).
+"""Baseline presets: one day-matching engine, parameterised (docs/baselines.md is the definition implemented).
 
 A preset maps each day type of the event day to a candidate-day rule, and names its day-of adjustment. Which
 parameters come from a program's own manual and which are the project's reading is recorded per preset in

@@ -1,4 +1,4 @@
-"""The day-matching engine against hand-computed vectors (DOMAIN.md §6)."""
+"""The day-matching engine against hand-computed vectors (docs/baselines.md)."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo

@@ -1,4 +1,4 @@
-"""Hand-computed vectors for every baseline preset and the hard cases (DOMAIN.md §6 is the specification).
+"""Hand-computed vectors for every baseline preset and the hard cases (docs/baselines.md is the specification).
 
 Every expected number is worked out in the comment beside it from §6, not from the engine. A "day value" v means
 every 15-minute reading of that local day is v unless a slot is overridden; days that must not be used carry

@@ -1,4 +1,4 @@
-"""One test per rule, with good and bad values (DOMAIN.md §2 and docs/error-codes.md)."""
+"""One test per rule, with good and bad values (docs/error-codes.md)."""
 
 import datetime as dt
 import io

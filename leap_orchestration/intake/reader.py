@@ -194,8 +194,9 @@ def _parse(body: bytes, first_line: int, header: Header, limits: IntakeLimits = 
     starts = np.concatenate(([0], ends[:-1] + 1))
     lengths = ends - starts
     commas = np.diff(np.searchsorted(np.flatnonzero(data == COMMA), ends), prepend=0)
-    solid = np.cumsum(~_WHITESPACE[data])  # non-whitespace bytes so far: a line without any is blank
-    blank = (solid[ends] - np.where(starts > 0, solid[starts - 1], 0)) == 0
+    solid = _WHITESPACE[data]
+    np.logical_not(solid, out=solid)  # in place: a chunk-sized mask is the largest temporary here
+    blank = np.add.reduceat(solid, starts, dtype=np.int32) == 0  # no byte but spaces, tabs and line ends
     long = lengths > limits.max_line_bytes
     exact = _per_line((data == QUOTE) | (data == NUL), ends)
     high = _per_line(data >= 0x80, ends)

@@ -8,6 +8,8 @@ import struct
 import pytest
 from sftp_support import FX_BAD_MESSAGE, FX_OK, RawSftp, audit_lines, sftp_server, strict_close, wait_for
 
+from leap_orchestration.sftp.uploads import Ranges
+
 A, B = "sunrise-energy", "gridflex"
 
 
@@ -28,6 +30,19 @@ def spool_files(server):
 
 def aborted(home, name):
     return [e for e in audit_lines(home) if e["event"] == "upload_aborted" and e["name"] == name]
+
+
+def test_written_ranges_merge_and_only_a_whole_file_is_complete():
+    ranges = Ranges()
+    assert ranges.whole() and ranges.end == 0  # an empty file is complete
+    for start, end in [(100, 200), (300, 400), (0, 50), (50, 100), (150, 320), (390, 390)]:
+        ranges.add(start, end)
+    assert (ranges.whole(), ranges.end, len(ranges)) == (True, 400, 1)
+    ranges.add(500, 600)
+    assert not ranges.whole() and ranges.first_gap() == (400, 500)
+    late = Ranges()
+    late.add(10, 20)
+    assert late.first_gap() == (0, 10)
 
 
 def test_channel_closed_with_the_handle_open_publishes_nothing(server, leap_home):
@@ -122,6 +137,13 @@ def test_remove_resize_or_a_second_writer_abort_an_open_upload(server, leap_home
     with pytest.raises(OSError, match="stopped"):
         strict_close(ftp, fh)
 
+    fh = ftp.open("interval-data/resized-elsewhere.csv", "wb")
+    fh.write(b"a,b\n")
+    with pytest.raises(OSError, match="size was changed"):
+        other.truncate("interval-data/resized-elsewhere.csv", 0)  # setstat by path, from another session
+    with pytest.raises(OSError, match="stopped"):
+        strict_close(ftp, fh)
+
     fh = ftp.open("interval-data/twice.csv", "wb")
     fh.write(b"a,b\n")
     with pytest.raises(OSError, match="already being uploaded"):
@@ -129,13 +151,14 @@ def test_remove_resize_or_a_second_writer_abort_an_open_upload(server, leap_home
     with pytest.raises(OSError, match="stopped"):
         strict_close(ftp, fh)
 
-    names = ["removed.csv", "removed-elsewhere.csv", "truncated.csv", "twice.csv"]
+    names = ["removed.csv", "removed-elsewhere.csv", "truncated.csv", "resized-elsewhere.csv", "twice.csv"]
     assert inbox_files(server) == [] and spool_files(server) == []
     reasons = {n: [e["reason"] for e in aborted(leap_home, n)] for n in names}
     assert reasons == {
         "removed.csv": ["removed by the client"],
         "removed-elsewhere.csv": ["removed by the client"],
         "truncated.csv": ["size changed by setstat"],
+        "resized-elsewhere.csv": ["size changed by setstat"],
         "twice.csv": ["a second upload of the same name was opened"],
     }
     ftp.putfo(io.BytesIO(b"a,b\n"), "interval-data/twice.csv")  # once nothing is open, the name is free again

@@ -22,8 +22,10 @@ class AuditTrail:
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, event: str, **fields) -> None:
-        line = json.dumps({"at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "event": event, **fields},
-                          default=str)
+        line = json.dumps(
+            {"at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "event": event, **fields},
+            default=str,
+        )
         log.info(line)
         if self.path is not None:
             with self._lock, self.path.open("a", encoding="utf-8") as fh:

@@ -63,8 +63,10 @@ class PartnerCredentials:
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         api_key = f"leap_{key_id}_{secret}"
         with self._db() as con:
-            con.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)",
-                        (key_id, partner_id, _HASHER.hash(api_key), _now()))
+            con.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)",
+                (key_id, partner_id, _HASHER.hash(api_key), _now()),
+            )
         return key_id, api_key
 
     def revoke(self, partner_id: str, key_id: str | None = None) -> int:
@@ -78,7 +80,9 @@ class PartnerCredentials:
 
     def list(self) -> list[KeyInfo]:
         with self._db() as con:
-            rows = con.execute("SELECT partner_id, key_id, created_at, revoked_at FROM api_keys ORDER BY partner_id, created_at")
+            rows = con.execute(
+                "SELECT partner_id, key_id, created_at, revoked_at FROM api_keys ORDER BY partner_id, created_at"
+            )
             return [KeyInfo(*row) for row in rows]
 
     def partners(self) -> set[str]:
@@ -92,7 +96,8 @@ class PartnerCredentials:
             with self._db() as con:
                 row = con.execute(
                     "SELECT key_hash FROM api_keys WHERE key_id = ? AND partner_id = ? AND revoked_at IS NULL",
-                    (match.group(1), partner_id)).fetchone()
+                    (match.group(1), partner_id),
+                ).fetchone()
         try:
             ok = _HASHER.verify(row[0] if row else _DUMMY_HASH, api_key) and row is not None
         except (VerificationError, InvalidHashError):

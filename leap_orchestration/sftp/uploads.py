@@ -182,7 +182,10 @@ class Uploads:
                 raise UploadError(
                     f"{name} was already being uploaded; both uploads were stopped: upload it again"
                 )
-        upload = Upload(partner, name, key, self.store.spool_dir(), owner)
+        try:
+            upload = Upload(partner, name, key, self.store.spool_dir(), owner)
+        except OSError:  # the spool is unusable (full disk, ...): the open fails, audited by the session
+            raise UploadError("the server could not store this upload; try again later") from None
         self._live[(partner, name)] = upload
         return upload
 

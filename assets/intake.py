@@ -7,11 +7,14 @@ import traceback
 import dagster as dg
 
 from leap_orchestration import settings
+from leap_orchestration.config.errors import ConfigError
+from leap_orchestration.config.loader import load_configuration
 from leap_orchestration.intake.discovery import settled_uploads
 from leap_orchestration.intake.process import Upload, process_upload
-from leap_orchestration.resources import LandingStoreResource, WarehouseResource
+from leap_orchestration.resources import ConfigurationResource, LandingStoreResource, WarehouseResource
 from leap_orchestration.stores import LandingStore
-from leap_orchestration.warehouse.intake_tables import ConfigurationNotLoaded
+from leap_orchestration.warehouse.config_tables import replace_configuration
+from leap_orchestration.warehouse.intake_tables import ConfigurationNotLoaded, configuration_loaded
 
 MAX_UPLOADS_PER_RUN = 200  # the whole-graph path catches up in several runs rather than one huge one
 
@@ -70,8 +73,10 @@ def _selected(config: IntakeConfig, landing_store: LandingStoreResource,
     pool="duckdb",
 )
 def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, landing_store: LandingStoreResource,
-                    landing_zone: LandingStoreResource, warehouse: WarehouseResource):
+                    landing_zone: LandingStoreResource, warehouse: WarehouseResource,
+                    configuration: ConfigurationResource):
     wh = warehouse.warehouse()
+    _load_configuration_if_never_loaded(context, wh, configuration)
     outcomes, stuck = [], []
     for store, upload in _selected(config, landing_store, landing_zone):
         try:
@@ -105,6 +110,21 @@ def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, lan
     if stuck:  # after the others' results: the run shows red, and the next run takes these files again
         raise dg.Failure(description=f"{len(stuck)} upload(s) could not be processed and stay pending: "
                                      + ", ".join(stuck[:20]), metadata={"pending": stuck})
+
+
+def _load_configuration_if_never_loaded(context, wh, configuration: ConfigurationResource) -> None:
+    """A fresh home (any job, e.g. the hourly connector run before the configuration sensor's first run) loads the
+    XML configuration first, instead of leaving every upload pending; after that, meter_configuration reloads it."""
+    with wh.connect() as con:
+        if configuration_loaded(con):
+            return
+        try:
+            cfg = load_configuration(configuration.folder())
+        except ConfigError as exc:
+            raise dg.Failure(description=f"No meter configuration was ever loaded, and the XML configuration is "
+                                         f"rejected: {exc}") from None
+        counts = replace_configuration(con, cfg)
+    context.log.info("no meter configuration was ever loaded: loaded %s first (%s)", cfg.fingerprint[:12], counts)
 
 
 @dg.asset_check(asset="interval_readings", description="At most one current row per meter and interval.",

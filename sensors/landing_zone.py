@@ -9,23 +9,19 @@ from leap_orchestration import settings
 from leap_orchestration.intake.discovery import is_settled, scan_inboxes
 from leap_orchestration.intake.process import write_pending_status
 from leap_orchestration.intake.tick import batch_digest, config_entry
-from leap_orchestration.intake.zone_state import configuration_loaded, record_ignored
+from leap_orchestration.intake.zone_state import record_ignored
 from leap_orchestration.resources import LandingStoreResource, WarehouseResource
 
 MAX_UPLOADS_PER_RUN = 100
 MAX_RUNS_PER_TICK = 10  # at most 1,000 files an hour; a larger backlog is taken over the next hours
 INTAKE_ASSETS = ("uploads", "upload_errors", "interval_readings")
-CONFIGURATION = dg.AssetKey("meter_configuration")
-HOURLY_ASSETS = [dg.AssetKey(k) for k in (*INTAKE_ASSETS, "standardized_meter_hours")]
 
 landing_zone_job = dg.define_asset_job(
     "landing_zone_connector",
-    # meter_configuration is in the job so that a run works on a fresh home; the schedule leaves it out once a
-    # configuration is loaded (the configuration sensor reloads it on change), a manual run reloads it
-    selection=dg.AssetSelection.assets("meter_configuration", *INTAKE_ASSETS, "standardized_meter_hours"),
+    selection=dg.AssetSelection.assets(*INTAKE_ASSETS, "standardized_meter_hours"),
     description="Check and load the GCS connectors' new files, then publish standardized meter-hours. Launched "
-    "without config it loads the meter configuration, then takes every complete file in the landing "
-    "zone; the hourly schedule takes named files and loads the configuration only if none ever was.",
+    "without config it takes every complete file in the landing zone (on a fresh home, intake loads the meter "
+    "configuration first).",
     config=dg.RunConfig(ops={"interval_intake": {"config": {"sources": ["connectors"]}}}),
 )
 
@@ -47,7 +43,6 @@ def landing_zone_schedule(
     now_ns = time.time_ns()
     pending = [u for u in uploads if is_settled(u, now_ns, settings.settle_seconds())]
     hour = context.scheduled_execution_time.strftime("%Y%m%dT%H")
-    selection = HOURLY_ASSETS if _configuration_loaded(context, wh) else [CONFIGURATION, *HOURLY_ASSETS]
     ignored = _report_ignored(context, wh, others)
     batches = [pending[i : i + MAX_UPLOADS_PER_RUN] for i in range(0, len(pending), MAX_UPLOADS_PER_RUN)]
     runs = []
@@ -75,19 +70,9 @@ def landing_zone_schedule(
             run_key=key,
             run_config=dg.RunConfig(ops={"interval_intake": {"config": config}}),
             tags=tags,
-            asset_selection=selection,
         )
         for key, config, tags in runs
     ]
-
-
-def _configuration_loaded(context: dg.ScheduleEvaluationContext, wh) -> bool:
-    """Whether the warehouse has a configuration (read-only, a few seconds' wait at most); while a run holds the
-    warehouse, whether Dagster ever materialized meter_configuration."""
-    loaded = configuration_loaded(wh)
-    if loaded is None:
-        loaded = bool(context.instance.fetch_materializations(CONFIGURATION, limit=1).records)
-    return loaded
 
 
 def _report_ignored(context: dg.ScheduleEvaluationContext, wh, others) -> list:

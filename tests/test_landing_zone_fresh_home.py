@@ -1,6 +1,5 @@
 """The landing-zone connector on a home where the meter configuration was never loaded into the warehouse:
-the job loads it first (so a run works at once), and the hourly schedule asks for that only while no
-configuration was ever loaded (hourly runs don't parse every meter file)."""
+intake loads it first, so a run works at once (it failed with ConfigurationNotLoaded)."""
 
 import datetime as dt
 import json
@@ -18,7 +17,6 @@ from test_landing_zone import METER_3, drop_connector_file, quarter_rows
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CONFIGURATION = dg.AssetKey("meter_configuration")
 
 
 def tick(home, hour, instance=None):
@@ -41,7 +39,7 @@ def run_request(home, request):
         [meter_configuration, interval_intake, standardized_meter_hours],
         resources=local_resources(home),
         run_config=request.run_config,
-        selection=request.asset_selection,
+        selection=request.asset_selection or ["uploads", "upload_errors", "interval_readings", "standardized_meter_hours"],
     )
 
 
@@ -93,68 +91,40 @@ def test_job_from_the_cli_on_a_fresh_home(tmp_path):
     assert again.returncode == 0 and "RUN_SUCCESS" in again.stdout + again.stderr
 
 
-def test_schedule_loads_the_configuration_only_while_none_was_ever_loaded(leap_home):
+def test_intake_loads_the_configuration_first_on_a_fresh_home(leap_home):
+    """Any intake run on a home whose warehouse never had a configuration loads it first (once), so the hourly
+    schedule's runs need no meter_configuration step and never parse every meter file."""
     assert not (leap_home / "warehouse.duckdb").exists()
     drop_connector_file(leap_home, "a.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1, 1, 1, 1]))
     time.sleep(0.25)
     (first,) = tick(leap_home, 10)
-    assert CONFIGURATION in first.asset_selection
+    assert first.asset_selection is None  # the job's own selection: intake and standardized output
     result = run_request(leap_home, first)
-    assert result.success and "meter_configuration" in materialized(result)
-    assert (
-        json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/a.csv.json").read_text())["status"]
-        == "COMPLETED"
-    )
-
-    # from now on the hourly runs leave the configuration alone (configuration_sensor reloads it on change)
+    assert result.success and "meter_configuration" not in materialized(result)
+    status = json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/a.csv.json").read_text())
+    assert status["status"] == "COMPLETED"
+    assert loads(leap_home) == 1
     drop_connector_file(leap_home, "b.csv", quarter_rows(METER_3.meter_id, "2021-11-08T15", [1, 1, 1, 1]))
     time.sleep(0.25)
     (second,) = tick(leap_home, 11)
-    assert CONFIGURATION not in second.asset_selection
-    assert set(second.asset_selection) == {
-        dg.AssetKey(k) for k in ("uploads", "upload_errors", "interval_readings", "standardized_meter_hours")
-    }
-    result = run_request(leap_home, second)
-    assert result.success and "meter_configuration" not in materialized(result)
-    assert (
-        json.loads((leap_home / "buckets/landing_zone/ext_conn1/status/b.csv.json").read_text())["status"]
-        == "COMPLETED"
+    assert run_request(leap_home, second).success and loads(leap_home) == 1  # loaded now: not again
+
+
+def loads(home) -> int:
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM config_loads").fetchall()[0][0]
+
+
+def test_a_broken_configuration_on_a_fresh_home_fails_the_run_in_one_line(leap_home):
+    (leap_home / "config" / "properties.xml").write_text("<not-properties/>")
+    drop_connector_file(leap_home, "a.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1, 1, 1, 1]))
+    result = dg.materialize(
+        [__import__("assets.intake", fromlist=["interval_intake"]).interval_intake],
+        resources=local_resources(leap_home),
+        raise_on_error=False,
     )
-    (idle,) = tick(leap_home, 12)  # the publish-only run too
-    assert idle.run_key.endswith("-publish") and CONFIGURATION not in idle.asset_selection
-
-
-def test_schedule_consults_dagster_while_a_run_holds_the_warehouse(leap_home, monkeypatch):
-    """A run writing the warehouse holds DuckDB's lock: the schedule then goes by Dagster's record of
-    meter_configuration instead of waiting."""
-    from leap_orchestration.intake import zone_state
-
-    monkeypatch.setattr(zone_state, "LOCK_WAIT_SECONDS", 0.2)
-    wh = local_resources(leap_home)["warehouse"].warehouse()
-    with wh.connect() as con:
-        con.execute("SELECT 1").fetchall()  # the file and its schema, with no configuration in it
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
-            "sys.stdin.read()",
-            str(leap_home / "warehouse.duckdb"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        assert zone_state.configuration_loaded(wh) is None
-        with dg.instance_for_test() as instance:
-            (never,) = tick(leap_home, 10, instance=instance)
-            assert CONFIGURATION in never.asset_selection
-            instance.report_runless_asset_event(dg.AssetMaterialization(CONFIGURATION))
-            (loaded,) = tick(leap_home, 11, instance=instance)
-            assert CONFIGURATION not in loaded.asset_selection
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
-    assert zone_state.configuration_loaded(wh) is False
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "No meter configuration was ever loaded" in failure.step_failure_data.error.message

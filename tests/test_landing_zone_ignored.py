@@ -152,7 +152,6 @@ def test_busy_warehouse_postpones_the_report_instead_of_repeating_it(leap_home):
         assert holder.stdout.readline().strip() == "locked"
         wh = resources["warehouse"].warehouse()
         assert zone_state.record_ignored(wh, [], wait_seconds=0) == []
-        assert zone_state.configuration_loaded(wh, wait_seconds=0) is None
         from leap_orchestration.intake.discovery import scan_inboxes
 
         others = scan_inboxes(resources["landing_zone"].store())[1]

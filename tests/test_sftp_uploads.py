@@ -288,3 +288,18 @@ def test_over_limit_upload_is_aborted_with_one_audit_line(leap_home):
         e for e in audit_lines(leap_home) if e.get("name") == "big.csv" or "big.csv" in e.get("detail", "")
     ]
     assert [(e["event"], e["reason"]) for e in lines] == [("upload_aborted", "over the size limit")]
+
+
+def test_names_over_the_intake_limit_are_refused_at_the_door(server):
+    """Names of 201-255 bytes used to be accepted and then blocked intake (status/<name>.json too long)."""
+    client = server.paramiko(A, server.key_for(A))
+    ftp = client.open_sftp()
+    long_name = "n" * 197 + ".csv"  # 201 bytes
+    with pytest.raises(PermissionError, match="at most 200 bytes"):
+        ftp.putfo(io.BytesIO(b"a,b\n"), f"interval-data/{long_name}")
+    ftp.putfo(io.BytesIO(b"a,b\n"), "interval-data/long.csv.filepart")
+    with pytest.raises(PermissionError, match="at most 200 bytes"):
+        ftp.rename("interval-data/long.csv.filepart", f"interval-data/{long_name}")
+    ftp.putfo(io.BytesIO(b"a,b\n"), "interval-data/" + "n" * 196 + ".csv")  # exactly 200 bytes is fine
+    client.close()
+    assert inbox_files(server) == ["n" * 196 + ".csv"]

@@ -1,5 +1,5 @@
-"""What the hourly landing-zone schedule reads and writes in the warehouse: whether a meter configuration was
-ever loaded, and the objects in connectors' prefixes that are not uploads (each reported once per version).
+"""What the hourly landing-zone schedule records in the warehouse: the objects in connectors' prefixes that are
+not uploads (each reported once per version).
 
 The schedule runs outside Dagster's `duckdb` pool, so it waits only a few seconds for the file lock (a run may
 hold it) and then does without: `None` means "the warehouse is busy, ask again next hour".
@@ -26,21 +26,6 @@ def _wait(seconds: float | None) -> float:
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
-
-
-def configuration_loaded(wh: Warehouse, wait_seconds: float | None = None) -> bool | None:
-    """True once `meter_configuration` has loaded a configuration into this warehouse; None if busy."""
-    try:
-        with wh.connect(read_only=True, wait_seconds=_wait(wait_seconds)) as con:
-            return con.execute("SELECT count(*) FROM config_loads").fetchall()[0][0] > 0
-    except FileNotFoundError:  # no warehouse yet
-        return False
-    except duckdb.CatalogException:  # a warehouse without the schema yet
-        return False
-    except duckdb.IOException as exc:
-        if _is_lock_error(exc):
-            return None
-        raise
 
 
 def record_ignored(

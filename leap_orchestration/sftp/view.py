@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from leap_orchestration.intake.layout import RESULT_FOLDERS
+from leap_orchestration.intake.limits import MAX_NAME_BYTES
 from leap_orchestration.stores.base import SAFE_SEGMENT, LandingStore, StoredObject, is_temp_name
 from leap_orchestration.stores.local import SFTP_INBOX, LocalLandingStore
 
@@ -139,6 +140,10 @@ class PartnerView:
             raise Refused(
                 f"'{name}' is not an accepted upload name: use letters, digits and . _ - ( ), ending in .csv "
                 "or .csv.gz"
+            )
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise Refused(
+                f"'{name}' is {len(name.encode())} bytes long: upload names may be at most {MAX_NAME_BYTES} bytes"
             )
         if self.store.exists(self.key(parts)):
             raise Refused(

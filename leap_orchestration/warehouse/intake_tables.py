@@ -16,8 +16,12 @@ class ConfigurationNotLoaded(RuntimeError):
     """No meter configuration in the warehouse yet: uploads wait rather than fail for our fault."""
 
 
+def configuration_loaded(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT count(*) FROM config_loads").fetchall()[0][0] > 0
+
+
 def partner_ownership(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    if con.execute("SELECT count(*) FROM config_loads").fetchall()[0][0] == 0:
+    if not configuration_loaded(con):
         raise ConfigurationNotLoaded("the meter configuration has not been loaded: materialize meter_configuration first")
     frame = con.sql(
         """SELECT o.meter_id, o.partner_id, m.source, o.valid_from, o.valid_to

@@ -1,4 +1,4 @@
-"""`leap-orchestration partners ...` and `leap-orchestration sftp ...` (DESIGN.md "CLI" contract)."""
+"""`leap-orchestration partners ...` and `leap-orchestration sftp ...` (the CLI contract: README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The landing store on Google Cloud Storage (the `landing_zone` bucket of DOMAIN.md §3).
+"""The landing store on Google Cloud Storage (the `landing_zone` bucket of docs/landing-zone.md).
 
 Tenants are the connectors configured in properties.xml, each with its inbox prefix; only the pipeline lists
 (a connector's service account can't). Versions are object generations; objects are complete once visible.

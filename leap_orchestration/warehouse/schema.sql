@@ -1,4 +1,5 @@
--- Warehouse tables (DESIGN.md "Warehouse tables" is the contract; extra columns are ours).
+-- Warehouse tables. uploads, upload_errors, interval_readings, meters, dr_events, baselines and event_performance
+-- are read by tools outside this repository: keep their names and columns (add columns freely).
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id VARCHAR PRIMARY KEY,      -- <tenant>/<file name>@<version>: one row per uploaded file version
     tenant VARCHAR NOT NULL,
@@ -175,7 +176,7 @@ CREATE TABLE IF NOT EXISTS baselines (
     final BOOLEAN NOT NULL,             -- every reading this row used is final
     computed_at TIMESTAMPTZ NOT NULL
 );
--- Per meter and event: the status (DOMAIN.md §6), the days the baseline used and the day-of adjustment.
+-- Per meter and event: the status (docs/baselines.md), the days the baseline used and the day-of adjustment.
 CREATE TABLE IF NOT EXISTS baseline_status (
     event_id VARCHAR NOT NULL,
     meter_id VARCHAR NOT NULL,

@@ -45,16 +45,23 @@ def _named(entries: list[str], landing: LandingStore) -> list[Upload]:
     return chosen
 
 
-def _selected(config: IntakeConfig, landing_store: LandingStoreResource,
-              landing_zone: LandingStoreResource) -> list[tuple[LandingStore, Upload]]:
+def _selected(
+    config: IntakeConfig, landing_store: LandingStoreResource, landing_zone: LandingStoreResource
+) -> list[tuple[LandingStore, Upload]]:
     named = bool(config.uploads or config.connector_uploads)
     chosen = []
-    for source, resource, entries in (("partners", landing_store, config.uploads),
-                                      ("connectors", landing_zone, config.connector_uploads)):
+    for source, resource, entries in (
+        ("partners", landing_store, config.uploads),
+        ("connectors", landing_zone, config.connector_uploads),
+    ):
         if (named and not entries) or (not named and source not in config.sources):
             continue
         store = resource.store()
-        uploads = _named(entries, store) if named else settled_uploads(store, settings.settle_seconds())[:MAX_UPLOADS_PER_RUN]
+        uploads = (
+            _named(entries, store)
+            if named
+            else settled_uploads(store, settings.settle_seconds())[:MAX_UPLOADS_PER_RUN]
+        )
         connectors = resource.connector_for_inbox()
         chosen += [(store, dataclasses.replace(u, connector_id=connectors.get(u.inbox))) for u in uploads]
     return chosen
@@ -62,19 +69,38 @@ def _selected(config: IntakeConfig, landing_store: LandingStoreResource,
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("uploads", description="One row per uploaded file version: status, counts, run.",
-                     deps=["meter_configuration"], kinds={"duckdb"}, owners=["team:data-engineering"]),
-        dg.AssetSpec("upload_errors", description="Per-line, per-column errors of failed uploads (capped).",
-                     kinds={"duckdb"}, owners=["team:data-engineering"]),
-        dg.AssetSpec("interval_readings", description="Standardized 15-minute readings, one current row per "
-                     "meter and interval; earlier versions in interval_readings_superseded.", kinds={"duckdb"}, owners=["team:data-engineering"]),
+        dg.AssetSpec(
+            "uploads",
+            description="One row per uploaded file version: status, counts, run.",
+            deps=["meter_configuration"],
+            kinds={"duckdb"},
+            owners=["team:data-engineering"],
+        ),
+        dg.AssetSpec(
+            "upload_errors",
+            description="Per-line, per-column errors of failed uploads (capped).",
+            kinds={"duckdb"},
+            owners=["team:data-engineering"],
+        ),
+        dg.AssetSpec(
+            "interval_readings",
+            description="Standardized 15-minute readings, one current row per "
+            "meter and interval; earlier versions in interval_readings_superseded.",
+            kinds={"duckdb"},
+            owners=["team:data-engineering"],
+        ),
     ],
     group_name="intake",
     pool="duckdb",
 )
-def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, landing_store: LandingStoreResource,
-                    landing_zone: LandingStoreResource, warehouse: WarehouseResource,
-                    configuration: ConfigurationResource):
+def interval_intake(
+    context: dg.AssetExecutionContext,
+    config: IntakeConfig,
+    landing_store: LandingStoreResource,
+    landing_zone: LandingStoreResource,
+    warehouse: WarehouseResource,
+    configuration: ConfigurationResource,
+):
     wh = warehouse.warehouse()
     _load_configuration_if_never_loaded(context, wh, configuration)
     outcomes, stuck = [], []
@@ -87,29 +113,70 @@ def interval_intake(context: dg.AssetExecutionContext, config: IntakeConfig, lan
             context.log.error(f"{upload.obj.key} stays pending: {traceback.format_exc()}")
             stuck.append(upload.obj.key)
             continue
-        context.log.info("%s %s: %s (%s rows, %s errors, job %s)", upload.tenant, upload.obj.name,
-                         outcome.status, outcome.rows, outcome.errors, upload.job_id)
+        context.log.info(
+            "%s %s: %s (%s rows, %s errors, job %s)",
+            upload.tenant,
+            upload.obj.name,
+            outcome.status,
+            outcome.rows,
+            outcome.errors,
+            upload.job_id,
+        )
         outcomes.append(outcome)
     done = [o for o in outcomes if o.status != "SKIPPED"]
     table = dg.TableMetadataValue(
-        records=[dg.TableRecord({"tenant": o.upload.tenant, "file": o.upload.obj.name, "job_id": o.upload.job_id,
-                                 "status": o.status, "rows": o.rows, "errors": o.errors}) for o in done],
-        schema=dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in (
-            ("tenant", "string"), ("file", "string"), ("job_id", "string"), ("status", "string"),
-            ("rows", "int"), ("errors", "int"))]),
+        records=[
+            dg.TableRecord(
+                {
+                    "tenant": o.upload.tenant,
+                    "file": o.upload.obj.name,
+                    "job_id": o.upload.job_id,
+                    "status": o.status,
+                    "rows": o.rows,
+                    "errors": o.errors,
+                }
+            )
+            for o in done
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn(c, t)
+                for c, t in (
+                    ("tenant", "string"),
+                    ("file", "string"),
+                    ("job_id", "string"),
+                    ("status", "string"),
+                    ("rows", "int"),
+                    ("errors", "int"),
+                )
+            ]
+        ),
     )
     with wh.connect() as con:
         readings = con.execute("SELECT count(*) FROM interval_readings").fetchall()[0][0]
         errors = con.execute("SELECT count(*) FROM upload_errors").fetchall()[0][0]
-    yield dg.MaterializeResult(asset_key="uploads", metadata={
-        "processed": table, "accepted": sum(o.status == "COMPLETED" for o in done),
-        "failed": sum(o.status == "FAILED" for o in done)})
+    yield dg.MaterializeResult(
+        asset_key="uploads",
+        metadata={
+            "processed": table,
+            "accepted": sum(o.status == "COMPLETED" for o in done),
+            "failed": sum(o.status == "FAILED" for o in done),
+        },
+    )
     yield dg.MaterializeResult(asset_key="upload_errors", metadata={"dagster/row_count": errors})
-    yield dg.MaterializeResult(asset_key="interval_readings", metadata={
-        "dagster/row_count": readings, "rows_loaded_this_run": sum(o.rows for o in done if o.status == "COMPLETED")})
+    yield dg.MaterializeResult(
+        asset_key="interval_readings",
+        metadata={
+            "dagster/row_count": readings,
+            "rows_loaded_this_run": sum(o.rows for o in done if o.status == "COMPLETED"),
+        },
+    )
     if stuck:  # after the others' results: the run shows red, and the next run takes these files again
-        raise dg.Failure(description=f"{len(stuck)} upload(s) could not be processed and stay pending: "
-                                     + ", ".join(stuck[:20]), metadata={"pending": stuck})
+        raise dg.Failure(
+            description=f"{len(stuck)} upload(s) could not be processed and stay pending: "
+            + ", ".join(stuck[:20]),
+            metadata={"pending": stuck},
+        )
 
 
 def _load_configuration_if_never_loaded(context, wh, configuration: ConfigurationResource) -> None:
@@ -121,14 +188,22 @@ def _load_configuration_if_never_loaded(context, wh, configuration: Configuratio
         try:
             cfg = load_configuration(configuration.folder())
         except ConfigError as exc:
-            raise dg.Failure(description=f"No meter configuration was ever loaded, and the XML configuration is "
-                                         f"rejected: {exc}") from None
+            raise dg.Failure(
+                description=f"No meter configuration was ever loaded, and the XML configuration is "
+                f"rejected: {exc}"
+            ) from None
         counts = replace_configuration(con, cfg)
-    context.log.info("no meter configuration was ever loaded: loaded %s first (%s)", cfg.fingerprint[:12], counts)
+    context.log.info(
+        "no meter configuration was ever loaded: loaded %s first (%s)", cfg.fingerprint[:12], counts
+    )
 
 
-@dg.asset_check(asset="interval_readings", description="At most one current row per meter and interval.",
-                blocking=False, pool="duckdb")  # even a read-only open conflicts with another process writing
+@dg.asset_check(
+    asset="interval_readings",
+    description="At most one current row per meter and interval.",
+    blocking=False,
+    pool="duckdb",
+)  # even a read-only open conflicts with another process writing
 def interval_readings_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.warehouse().connect(read_only=True) as con:
         dups = con.execute("""SELECT count(*) FROM (SELECT meter_id, interval_start_utc FROM interval_readings

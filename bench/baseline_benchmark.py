@@ -51,15 +51,27 @@ def build(wh: Warehouse, meters: int, days: int) -> int:
     first = EVENT_START.replace(hour=0) - dt.timedelta(days=days + 2)
     last = EVENT_END.replace(hour=0) + dt.timedelta(days=1)
     with wh.connect() as con:
-        run(con, f"""INSERT INTO meters (meter_id, timezone)
+        run(
+            con,
+            f"""INSERT INTO meters (meter_id, timezone)
             SELECT md5(i::VARCHAR)::UUID::VARCHAR, list_extract(?::VARCHAR[], 1 + i % 3)
-            FROM range({meters}) t(i)""", [list(ZONES)])
+            FROM range({meters}) t(i)""",
+            [list(ZONES)],
+        )
         run(con, "INSERT INTO meter_enrollments SELECT meter_id, 'bench', '2025-01-01', NULL FROM meters")
-        run(con, "INSERT INTO programs VALUES ('bench', 'bench', 'caiso_10in10', 'net', 'NERC', '{}', 'none')")
-        run(con, "INSERT INTO dr_events VALUES ('bench-event', 'bench', ?, ?, 'bench')", [EVENT_START, EVENT_END])
+        run(
+            con, "INSERT INTO programs VALUES ('bench', 'bench', 'caiso_10in10', 'net', 'NERC', '{}', 'none')"
+        )
+        run(
+            con,
+            "INSERT INTO dr_events VALUES ('bench-event', 'bench', ?, ?, 'bench')",
+            [EVENT_START, EVENT_END],
+        )
         run(con, "INSERT INTO config_loads VALUES ('bench', now(), 0, 0, 0)")
         # a shape by local hour (evening peak), a per-meter scale, deterministic noise per reading
-        run(con, """INSERT INTO interval_readings
+        run(
+            con,
+            """INSERT INTO interval_readings
             WITH m AS (SELECT meter_id, timezone, 0.5 + (hash(meter_id) % 1000) / 1000.0 AS scale FROM meters),
             t AS (SELECT unnest(generate_series(?::TIMESTAMPTZ, ?::TIMESTAMPTZ - INTERVAL 15 MINUTE, INTERVAL 15 MINUTE)) AS ts)
             SELECT m.meter_id, t.ts, t.ts + INTERVAL 15 MINUTE, NULL, NULL,
@@ -67,7 +79,9 @@ def build(wh: Warehouse, meters: int, days: int) -> int:
                          + 0.05 * (isodow((t.ts AT TIME ZONE m.timezone)::DATE) >= 6)::INT
                          + (hash(m.meter_id, t.ts) % 100) / 1000.0), 3),
                    true, 'CA', 'bench', now(), now()
-            FROM t CROSS JOIN m ORDER BY t.ts""", [first, last])
+            FROM t CROSS JOIN m ORDER BY t.ts""",
+            [first, last],
+        )
         return con.execute("SELECT count(*) FROM interval_readings").fetchall()[0][0]
 
 
@@ -78,7 +92,9 @@ def timed(fn) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--meters", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=45)
     parser.add_argument("--repeat", type=int, default=3)
@@ -94,45 +110,66 @@ def main() -> None:
 
 def measure(folder: Path, args: argparse.Namespace) -> None:
     wh = Warehouse(folder / "warehouse.duckdb", memory_limit="12GB")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     exists = wh.path.exists()
     t0 = time.perf_counter()
     rows = build(wh, args.meters, args.days) if not exists else None
     if rows is not None:
-        print(f"built {rows:,} readings for {args.meters:,} meters in {time.perf_counter() - t0:.1f} s ({wh.path})")
+        print(
+            f"built {rows:,} readings for {args.meters:,} meters in {time.perf_counter() - t0:.1f} s ({wh.path})"
+        )
     event = EventSpec("bench-event", "bench", EVENT_START, EVENT_END, preset_for("caiso_10in10"))
     lo, hi = reading_range(event)
     with wh.connect() as con:
-        in_window = con.execute("SELECT count(*) FROM interval_readings WHERE interval_start_utc >= ? AND interval_start_utc < ?",
-                                [lo, hi]).fetchall()[0][0]
+        in_window = con.execute(
+            "SELECT count(*) FROM interval_readings WHERE interval_start_utc >= ? AND interval_start_utc < ?",
+            [lo, hi],
+        ).fetchall()[0][0]
         print(f"readings in the event's reading range [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}): {in_window:,}")
 
         def reference():
-            con.execute("""SELECT meter_id, count(*), avg(energy_net_kwh) FROM interval_readings
-                           WHERE interval_start_utc >= ? AND interval_start_utc < ? GROUP BY meter_id""", [lo, hi]).fetchall()
+            con.execute(
+                """SELECT meter_id, count(*), avg(energy_net_kwh) FROM interval_readings
+                           WHERE interval_start_utc >= ? AND interval_start_utc < ? GROUP BY meter_id""",
+                [lo, hi],
+            ).fetchall()
 
         ref, eng = [], []
         for _ in range(args.repeat):
             ref.append(timed(reference))
             eng.append(timed(lambda: compute_event(con, event)))
         statuses = dict(con.execute("SELECT status, count(*) FROM _event_status GROUP BY ALL").fetchall())
-        rows_out, mean_ratio = con.execute("""SELECT count(*), avg(adjusted_baseline_kwh / nullif(actual_kwh, 0))
+        rows_out, mean_ratio = (
+            con.execute("""SELECT count(*), avg(adjusted_baseline_kwh / nullif(actual_kwh, 0))
                                               FROM _event_baselines""").fetchall()[0]
+        )
         # the whole settlement path: digest, engine, storing in one transaction, then performance and roll-ups
         now = dt.datetime.now(dt.UTC)
         settle_s = timed(lambda: settle(con, now, force=True))
         # an hourly run with nothing new (readings loaded in the last 10 minutes are still re-digested)
         idle_s = timed(lambda: settle(con, now))
-        rollup_s = timed(lambda: (rebuild_event_performance(con, now), rebuild_hourly(con), rebuild_program_events(con),
-                                  rebuild_seasons(con)))
+        rollup_s = timed(
+            lambda: (
+                rebuild_event_performance(con, now),
+                rebuild_hourly(con),
+                rebuild_program_events(con),
+                rebuild_seasons(con),
+            )
+        )
     assert statuses == {"OK": args.meters}, statuses
     assert rows_out == args.meters * 12 and 0.8 < mean_ratio < 1.2, (rows_out, mean_ratio)
     r, e = statistics.median(ref), statistics.median(eng)
     print(f"reference aggregate: {r:.3f} s (median of {args.repeat}: {', '.join(f'{x:.3f}' for x in ref)})")
     print(f"engine (caiso_10in10): {e:.3f} s (median of {args.repeat}: {', '.join(f'{x:.3f}' for x in eng)})")
-    print(f"ratio engine / reference: {e / r:.2f}x (target <= 3x); {rows_out:,} baseline rows, statuses {statuses}")
-    print(f"settle (digest + engine + store): {settle_s:.3f} s; again with nothing new: {idle_s:.3f} s; "
-          f"event performance and roll-ups: {rollup_s:.3f} s")
+    print(
+        f"ratio engine / reference: {e / r:.2f}x (target <= 3x); {rows_out:,} baseline rows, statuses {statuses}"
+    )
+    print(
+        f"settle (digest + engine + store): {settle_s:.3f} s; again with nothing new: {idle_s:.3f} s; "
+        f"event performance and roll-ups: {rollup_s:.3f} s"
+    )
 
 
 if __name__ == "__main__":

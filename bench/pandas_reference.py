@@ -34,15 +34,27 @@ def build_schema(ownership: pd.DataFrame, partner: str, now: pd.Timestamp) -> pa
     owned_now = set(mine[(mine.valid_from <= now) & (mine.valid_to.isna() | (mine.valid_to > now))].meter_id)
 
     def owned_for_interval(df: pd.DataFrame) -> pd.Series:
-        rows = pd.DataFrame({"meter_id": df.meter_uuid.str.lower(), "s": _time(df.interval_start_time_utc),
-                             "e": _time(df.interval_end_time_utc), "row": df.index})
+        rows = pd.DataFrame(
+            {
+                "meter_id": df.meter_uuid.str.lower(),
+                "s": _time(df.interval_start_time_utc),
+                "e": _time(df.interval_end_time_utc),
+                "row": df.index,
+            }
+        )
         joined = rows.merge(mine, on="meter_id")
-        ok = joined[(joined.valid_from <= joined.s) & (joined.valid_to.isna() | (joined.e <= joined.valid_to))]
+        ok = joined[
+            (joined.valid_from <= joined.s) & (joined.valid_to.isna() | (joined.e <= joined.valid_to))
+        ]
         unchecked = ~rows.meter_id.isin(known) | rows.meter_id.isin(utility) | rows.s.isna() | rows.e.isna()
         return pd.Series(df.index.isin(ok.row) | unchecked.to_numpy(), index=df.index)
 
     def balanced(df: pd.DataFrame) -> pd.Series:
-        n, c, g = _number(df.energy_net_kwh), _number(df.energy_consumed_kwh), _number(df.energy_generated_kwh)
+        n, c, g = (
+            _number(df.energy_net_kwh),
+            _number(df.energy_consumed_kwh),
+            _number(df.energy_generated_kwh),
+        )
         return ~((c - g - n).abs() > 0.001)
 
     def energy_set(df: pd.DataFrame) -> pd.Series:
@@ -61,35 +73,66 @@ def build_schema(ownership: pd.DataFrame, partner: str, now: pd.Timestamp) -> pa
 
     def time_column(end: bool) -> pa.Column:
         limit = now if end else now - pd.Timedelta(minutes=15)
-        return pa.Column(str, [
-            pa.Check(lambda s: s.notna()),
-            pa.Check(lambda s: s.isna() | _time(s).notna()),
-            pa.Check(lambda s: _time(s).isna() | (_aligned(_time(s)) & (_time(s) <= limit))),
-        ], nullable=True)
+        return pa.Column(
+            str,
+            [
+                pa.Check(lambda s: s.notna()),
+                pa.Check(lambda s: s.isna() | _time(s).notna()),
+                pa.Check(lambda s: _time(s).isna() | (_aligned(_time(s)) & (_time(s) <= limit))),
+            ],
+            nullable=True,
+        )
 
     return pa.DataFrameSchema(
         {
-            "meter_uuid": pa.Column(str, [
-                pa.Check(lambda s: s.notna()),
-                pa.Check(lambda s: s.isna() | s.str.match(UUID, na=False)),
-                pa.Check(lambda s: ~s.str.match(UUID, na=False) | s.str.lower().isin(known)),
-                pa.Check(lambda s: ~s.str.lower().isin(known) | ~s.str.lower().isin(utility)),
-                pa.Check(lambda s: ~s.str.lower().isin(known) | s.str.lower().isin(utility) | s.str.lower().isin(owned_now)),
-            ], nullable=True),
+            "meter_uuid": pa.Column(
+                str,
+                [
+                    pa.Check(lambda s: s.notna()),
+                    pa.Check(lambda s: s.isna() | s.str.match(UUID, na=False)),
+                    pa.Check(lambda s: ~s.str.match(UUID, na=False) | s.str.lower().isin(known)),
+                    pa.Check(lambda s: ~s.str.lower().isin(known) | ~s.str.lower().isin(utility)),
+                    pa.Check(
+                        lambda s: (
+                            ~s.str.lower().isin(known)
+                            | s.str.lower().isin(utility)
+                            | s.str.lower().isin(owned_now)
+                        )
+                    ),
+                ],
+                nullable=True,
+            ),
             "interval_start_time_utc": time_column(end=False),
             "interval_end_time_utc": time_column(end=True),
             "energy_net_kwh": number_column(negative_ok=True),
             "energy_consumed_kwh": number_column(negative_ok=False),
             "energy_generated_kwh": number_column(negative_ok=False),
-            "final": pa.Column(str, pa.Check(lambda s: s.isna() | s.str.lower().isin(["true", "false"])), nullable=True),
-            "region": pa.Column(str, [
-                pa.Check(lambda s: s.isna() | s.str.match(r"^[A-Za-z]+$", na=False)),
-                pa.Check(lambda s: ~s.str.match(r"^[A-Za-z]+$", na=False) | s.str.match(r"^[A-Z]{2}$", na=False)),
-            ], nullable=True),
+            "final": pa.Column(
+                str, pa.Check(lambda s: s.isna() | s.str.lower().isin(["true", "false"])), nullable=True
+            ),
+            "region": pa.Column(
+                str,
+                [
+                    pa.Check(lambda s: s.isna() | s.str.match(r"^[A-Za-z]+$", na=False)),
+                    pa.Check(
+                        lambda s: (
+                            ~s.str.match(r"^[A-Za-z]+$", na=False) | s.str.match(r"^[A-Z]{2}$", na=False)
+                        )
+                    ),
+                ],
+                nullable=True,
+            ),
         },
         checks=[
-            pa.Check(lambda df: (_time(df.interval_end_time_utc) - _time(df.interval_start_time_utc)).isna()
-                     | (_time(df.interval_end_time_utc) - _time(df.interval_start_time_utc) == pd.Timedelta(minutes=15))),
+            pa.Check(
+                lambda df: (
+                    (_time(df.interval_end_time_utc) - _time(df.interval_start_time_utc)).isna()
+                    | (
+                        _time(df.interval_end_time_utc) - _time(df.interval_start_time_utc)
+                        == pd.Timedelta(minutes=15)
+                    )
+                )
+            ),
             pa.Check(energy_set),
             pa.Check(balanced),
             pa.Check(owned_for_interval),

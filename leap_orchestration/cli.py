@@ -45,7 +45,12 @@ def validate(file: Path, partner: str) -> None:
         report = validate_upload(fh, file.name, meters)
     sys.stdout.write(errors_csv((f.line, f.column, f.code, f.message) for f in report.details).decode())
     summary = [[c, code, n] for (c, code), n in report.counts.items()]
-    click.echo(feedback_text(report.lines_parsed, report.elapsed_ms, report.error_count, report.error_lines, summary).rstrip(), err=True)
+    click.echo(
+        feedback_text(
+            report.lines_parsed, report.elapsed_ms, report.error_count, report.error_lines, summary
+        ).rstrip(),
+        err=True,
+    )
     sys.exit(EXIT_VALID if report.valid else EXIT_INVALID)
 
 
@@ -104,38 +109,75 @@ def demo(no_serve: bool) -> None:
         for f in files:
             click.echo(f"Demo upload for {partner}: {f}")
     first_partner, files = next(iter(written.items()))
-    click.echo(f"\nThe summer-2025 history of every enrolled meter (and connector ext_conn1's upload) waits in the "
-               f"inboxes; before the UI starts, the whole asset graph runs once to take it in and settle the demo events.\n"
-               f"Drop another file into a partner's inbox to process it, e.g.:\n"
-               f"  cp {files[0]} {home / 'landing' / first_partner / 'interval-data'}/\n"
-               f"Standardized output of the connector, by path:\n"
-               f"  cat {home / 'buckets' / 'participant_1' / 'ext_conn1' / 'standardized' / '3' / '2021-11-08T14:00:00'}")
+    click.echo(
+        f"\nThe summer-2025 history of every enrolled meter (and connector ext_conn1's upload) waits in the "
+        f"inboxes; before the UI starts, the whole asset graph runs once to take it in and settle the demo events.\n"
+        f"Drop another file into a partner's inbox to process it, e.g.:\n"
+        f"  cp {files[0]} {home / 'landing' / first_partner / 'interval-data'}/\n"
+        f"Standardized output of the connector, by path:\n"
+        f"  cat {home / 'buckets' / 'participant_1' / 'ext_conn1' / 'standardized' / '3' / '2021-11-08T14:00:00'}"
+    )
     if no_serve:
         return
     partner, api_key = _demo_credential(first_partner)
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "LEAP_HOME": str(home), "LEAP_CONFIG": str(home / "config")}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "LEAP_HOME": str(home),
+        "LEAP_CONFIG": str(home / "config"),
+    }
     binaries = Path(sys.executable).parent
     click.echo("Running the whole asset graph once (configuration, intake, landing zone, settlement)...")
     # the demo wrote these files itself, complete: no need to wait for them to settle
-    catch_up = subprocess.run([str(binaries / "dagster"), "asset", "materialize", "--select", "*", "-m",
-                               "leap_orchestration.definitions"], cwd=REPO_ROOT, env={**env, "LEAP_SETTLE_SECONDS": "0"},
-                              capture_output=True, text=True)
+    catch_up = subprocess.run(
+        [
+            str(binaries / "dagster"),
+            "asset",
+            "materialize",
+            "--select",
+            "*",
+            "-m",
+            "leap_orchestration.definitions",
+        ],
+        cwd=REPO_ROOT,
+        env={**env, "LEAP_SETTLE_SECONDS": "0"},
+        capture_output=True,
+        text=True,
+    )
     if catch_up.returncode != 0:
         click.echo(f"The first run failed (see the run in the UI):\n{catch_up.stderr[-2000:]}", err=True)
-    sftp_server = subprocess.Popen([str(binaries / "leap-orchestration"), "sftp", "serve", "--port", str(DEMO_SFTP_PORT)], env=env)
-    click.echo(f"\nSFTP server on 127.0.0.1:{DEMO_SFTP_PORT}. Connect as the demo partner (password = its API key):\n"
-               f"  sftp -P {DEMO_SFTP_PORT} {partner}@127.0.0.1\n  password: {api_key}\n"
-               f"  sftp> put {files[0]} interval-data/\n"
-               f"(the key is kept in {home / DEMO_KEY_FILE} for the demo only)")
-    click.echo("Event performance: asset event_performance (charts in its metadata), tables event_performance, "
-               "program_event_performance and season_performance in the warehouse.")
+    sftp_server = subprocess.Popen(
+        [str(binaries / "leap-orchestration"), "sftp", "serve", "--port", str(DEMO_SFTP_PORT)], env=env
+    )
+    click.echo(
+        f"\nSFTP server on 127.0.0.1:{DEMO_SFTP_PORT}. Connect as the demo partner (password = its API key):\n"
+        f"  sftp -P {DEMO_SFTP_PORT} {partner}@127.0.0.1\n  password: {api_key}\n"
+        f"  sftp> put {files[0]} interval-data/\n"
+        f"(the key is kept in {home / DEMO_KEY_FILE} for the demo only)"
+    )
+    click.echo(
+        "Event performance: asset event_performance (charts in its metadata), tables event_performance, "
+        "program_event_performance and season_performance in the warehouse."
+    )
     click.echo(f"Starting the Dagster UI on http://127.0.0.1:3000 (DAGSTER_HOME={dagster_home})")
     try:
-        code = subprocess.call([str(binaries / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-                                "-h", "127.0.0.1", "-p", "3000"], cwd=REPO_ROOT, env=env)
+        code = subprocess.call(
+            [
+                str(binaries / "dagster"),
+                "dev",
+                "-w",
+                str(REPO_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "3000",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+        )
     finally:
         sftp_server.terminate()
         sftp_server.wait(timeout=10)

@@ -28,8 +28,10 @@ def _rows(meter_id: str, region: str, start: dt.datetime, intervals: int) -> lis
         hour = s.hour
         consumed = round(0.3 + 0.25 * (1 if 16 <= hour <= 21 else 0) + 0.02 * (k % 5), 3)
         generated = round(0.2 if 10 <= hour <= 16 else 0.0, 3)
-        rows.append(f"{meter_id},{s:%Y-%m-%dT%H:%M:%SZ},{s + dt.timedelta(minutes=15):%Y-%m-%dT%H:%M:%SZ},"
-                    f"{consumed - generated:.3f},{consumed:.3f},{generated:.3f},true,{region}\n")
+        rows.append(
+            f"{meter_id},{s:%Y-%m-%dT%H:%M:%SZ},{s + dt.timedelta(minutes=15):%Y-%m-%dT%H:%M:%SZ},"
+            f"{consumed - generated:.3f},{consumed:.3f},{generated:.3f},true,{region}\n"
+        )
     return rows
 
 
@@ -72,8 +74,11 @@ def _history_uploads(home: Path) -> dict[str, Path]:
     written = {}
     for owner, lines in history_files().items():
         tenant = DEMO_CONNECTOR if owner == DEMO_PARTICIPANT else owner
-        inbox = (home / "buckets" / "landing_zone" / DEMO_CONNECTOR if owner == DEMO_PARTICIPANT
-                 else home / "landing" / owner / SFTP_INBOX)
+        inbox = (
+            home / "buckets" / "landing_zone" / DEMO_CONNECTOR
+            if owner == DEMO_PARTICIPANT
+            else home / "landing" / owner / SFTP_INBOX
+        )
         name = HISTORY_NAME.format(tenant=tenant)
         if not any((inbox / outcome / name).exists() for outcome in ("accepted", "failed")):
             inbox.mkdir(parents=True, exist_ok=True)
@@ -91,7 +96,12 @@ def _connector_upload(home: Path, start: dt.datetime) -> Path:
     example day and the last two days. Dropped into the local landing zone unless it was processed already."""
     mine = [m for m in demo_meters() if m.owner == DEMO_PARTICIPANT]
     name = f"{DEMO_CONNECTOR}-readings-{start:%Y%m%d}.csv"
-    body = HEADER + "".join(r for m in mine for day in (GUIDE_DAY, start) for r in _rows(m.meter_id, m.region, day, 96 * (1 if day == GUIDE_DAY else 2)))
+    body = HEADER + "".join(
+        r
+        for m in mine
+        for day in (GUIDE_DAY, start)
+        for r in _rows(m.meter_id, m.region, day, 96 * (1 if day == GUIDE_DAY else 2))
+    )
     folder = home / "demo-uploads" / DEMO_PARTICIPANT
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(body)

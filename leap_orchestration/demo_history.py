@@ -39,13 +39,23 @@ def _quirks(meters: list[DemoMeter]) -> dict[str, str]:
     by_kind: dict[tuple[str, str], list[str]] = {}
     for m in meters:
         by_kind.setdefault((m.programs[0], m.device_type), []).append(m.meter_id)
-    return {by_kind[("caiso_dsgs", "thermostat")][0]: "late_join",
-            by_kind[("pjm_residential", "ev_charger")][0]: "gap_in_event",
-            by_kind[("ma_connected_solutions", "battery")][-1]: "missed_event"}
+    return {
+        by_kind[("caiso_dsgs", "thermostat")][0]: "late_join",
+        by_kind[("pjm_residential", "ev_charger")][0]: "gap_in_event",
+        by_kind[("ma_connected_solutions", "battery")][-1]: "missed_event",
+    }
 
 
-def _kw(meter: DemoMeter, lt: dt.datetime, heat: float, scale: float, in_event: bool, after_event: bool,
-        quirk: str, event_index: int) -> tuple[float, float]:
+def _kw(
+    meter: DemoMeter,
+    lt: dt.datetime,
+    heat: float,
+    scale: float,
+    in_event: bool,
+    after_event: bool,
+    quirk: str,
+    event_index: int,
+) -> tuple[float, float]:
     """(consumed kW, generated kW) at local time lt."""
     h = lt.hour + lt.minute / 60
     day_off = lt.weekday() >= 5 or lt.date() in HOLIDAYS
@@ -90,13 +100,19 @@ def history_rows(meters: list[DemoMeter]) -> dict[str, list[str]]:
             lt = t.astimezone(tz)
             index = next((i for i, (s, e) in enumerate(windows) if s <= t < e), -1)
             after = any(e <= t < e + dt.timedelta(hours=2) for _, e in windows)
-            if not (quirk == "gap_in_event" and index == 0 and t in (windows[0][0] + STEP, windows[0][0] + 2 * STEP)):
+            if not (
+                quirk == "gap_in_event"
+                and index == 0
+                and t in (windows[0][0] + STEP, windows[0][0] + 2 * STEP)
+            ):
                 consumed, generated = _kw(meter, lt, _heat(lt.date()), scale, index >= 0, after, quirk, index)
                 consumed = round(consumed / 4 * rng.uniform(0.92, 1.08), 3)
                 generated = round(generated / 4, 3)
                 final = "true" if lt.date() < NOT_FINAL_FROM else "false"
-                lines.append(f"{meter.meter_id},{_iso(t)},{_iso(t + STEP)},"
-                             f"{consumed - generated:.3f},{consumed:.3f},{generated:.3f},{final},{meter.region}\n")
+                lines.append(
+                    f"{meter.meter_id},{_iso(t)},{_iso(t + STEP)},"
+                    f"{consumed - generated:.3f},{consumed:.3f},{generated:.3f},{final},{meter.region}\n"
+                )
             t += STEP
     return out
 

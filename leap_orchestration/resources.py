@@ -127,10 +127,13 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     }
     if settings.landing_zone_backend() == "gcs":
         gcs = GCSResource(project=settings.gcs_project())
-        resources["landing_zone"] = GcsLandingStoreResource(gcs=gcs, bucket=settings.landing_zone_bucket(), config_path=config)
+        resources["landing_zone"] = GcsLandingStoreResource(
+            gcs=gcs, bucket=settings.landing_zone_bucket(), config_path=config
+        )
         resources["participant_buckets"] = GcsBucketsResource(gcs=gcs)
     else:
         resources["landing_zone"] = LocalLandingZoneResource(
-            root=str(settings.buckets_root() / settings.landing_zone_bucket()), config_path=config)
+            root=str(settings.buckets_root() / settings.landing_zone_bucket()), config_path=config
+        )
         resources["participant_buckets"] = LocalBucketsResource(root=str(settings.buckets_root()))
     return resources

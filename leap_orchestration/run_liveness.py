@@ -93,8 +93,11 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         if run is not None and run.status not in FINISHED_STATUSES:
             if not _is_dead(instance, run_id):
                 continue
-            instance.report_run_failed(run, "The run's process died (killed or out of memory) without reporting its "
-                                            "end; its pool slots were freed so later runs can go on.")
+            instance.report_run_failed(
+                run,
+                "The run's process died (killed or out of memory) without reporting its "
+                "end; its pool slots were freed so later runs can go on.",
+            )
         storage.free_concurrency_slots_for_run(run_id)
         (_lock_dir(instance) / f"{run_id}.lock").unlink(missing_ok=True)
         log.warning("freed the pool slots of run %s (%s)", run_id, "dead" if run else "deleted")

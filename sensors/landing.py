@@ -20,37 +20,62 @@ RETRY_SECONDS = 15 * 60
 TICK_SECONDS = int(os.environ.get("LEAP_SENSOR_INTERVAL", "5"))
 
 intake_job = dg.define_asset_job(
-    "process_uploads", selection=dg.AssetSelection.assets("uploads", "upload_errors", "interval_readings"),
+    "process_uploads",
+    selection=dg.AssetSelection.assets("uploads", "upload_errors", "interval_readings"),
     description="Validate and load a batch of uploads.",
 )
 configuration_job = dg.define_asset_job(
-    "load_configuration", selection=dg.AssetSelection.assets("meter_configuration"),
+    "load_configuration",
+    selection=dg.AssetSelection.assets("meter_configuration"),
 )
 
 
-@dg.sensor(job=intake_job, minimum_interval_seconds=TICK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Each complete upload in any tenant inbox, in micro-batches (see ARCHITECTURE.md).")
+@dg.sensor(
+    job=intake_job,
+    minimum_interval_seconds=TICK_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Each complete upload in any tenant inbox, in micro-batches (see ARCHITECTURE.md).",
+)
 def landing_inbox_sensor(context: dg.SensorEvaluationContext, landing_store: LandingStoreResource):
-    reap_dead_runs(context.instance)  # a killed run's pool slot is freed within a tick, even with no run going
+    reap_dead_runs(
+        context.instance
+    )  # a killed run's pool slot is freed within a tick, even with no run going
     store = landing_store.store()
     state = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_tick(pending_uploads(store), state, time.time(), settle_seconds=settings.settle_seconds(),
-                     retry_seconds=RETRY_SECONDS, max_per_run=MAX_UPLOADS_PER_RUN, max_runs=MAX_RUNS_PER_TICK)
+    plan = plan_tick(
+        pending_uploads(store),
+        state,
+        time.time(),
+        settle_seconds=settings.settle_seconds(),
+        retry_seconds=RETRY_SECONDS,
+        max_per_run=MAX_UPLOADS_PER_RUN,
+        max_runs=MAX_RUNS_PER_TICK,
+    )
     requests = []
     for batch, run_key in zip(plan.batches, plan.run_keys, strict=True):
         for u in batch:  # partners can poll their status object from the moment a run is requested
             write_pending_status(store, u, "QUEUED")
-        requests.append(dg.RunRequest(
-            run_key=run_key,
-            run_config=dg.RunConfig(ops={"interval_intake": {"config": {"uploads": [config_entry(u) for u in batch]}}}),
-            tags={"leap/uploads": ", ".join(f"{u.tenant}/{u.obj.name}" for u in batch)[:4000],
-                  "leap/upload_count": str(len(batch))},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                run_config=dg.RunConfig(
+                    ops={"interval_intake": {"config": {"uploads": [config_entry(u) for u in batch]}}}
+                ),
+                tags={
+                    "leap/uploads": ", ".join(f"{u.tenant}/{u.obj.name}" for u in batch)[:4000],
+                    "leap/upload_count": str(len(batch)),
+                },
+            )
+        )
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(plan.state))
 
 
-@dg.sensor(job=configuration_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Reloads the meter configuration when an XML file changes.")
+@dg.sensor(
+    job=configuration_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reloads the meter configuration when an XML file changes.",
+)
 def configuration_sensor(context: dg.SensorEvaluationContext, configuration: ConfigurationResource):
     cursor = f"{LOADER_VERSION}:{config_fingerprint(configuration.folder())}"
     if cursor == context.cursor:

@@ -7,14 +7,19 @@ import dagster as dg
 from assets.settlement import SETTLEMENT_ASSETS
 
 settlement_job = dg.define_asset_job(
-    "settle_events", selection=dg.AssetSelection.assets(*SETTLEMENT_ASSETS),
+    "settle_events",
+    selection=dg.AssetSelection.assets(*SETTLEMENT_ASSETS),
     description="Recompute the baselines of events whose inputs changed, then event performance and its roll-ups.",
 )
 WATCHED = (dg.AssetKey("interval_readings"), dg.AssetKey("meter_configuration"))
 
 
-@dg.sensor(job=settlement_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Settles again after new readings or a new configuration (one run for any number of them).")
+@dg.sensor(
+    job=settlement_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Settles again after new readings or a new configuration (one run for any number of them).",
+)
 def settlement_sensor(context: dg.SensorEvaluationContext):
     seen = json.loads(context.cursor) if context.cursor else {}
     latest = {}
@@ -28,9 +33,13 @@ def settlement_sensor(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key)], cursor=json.dumps(latest))
 
 
-@dg.schedule(job=settlement_job, cron_schedule="30 * * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Every hour: settle events that ended since, and anything the sensor missed (cheap when "
-                         "nothing changed: inputs are compared by digest).")
+@dg.schedule(
+    job=settlement_job,
+    cron_schedule="30 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every hour: settle events that ended since, and anything the sensor missed (cheap when "
+    "nothing changed: inputs are compared by digest).",
+)
 def settlement_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"settle-hourly-{context.scheduled_execution_time:%Y%m%dT%H}")

@@ -9,8 +9,10 @@ from leap_orchestration.config.loader import REPO_CONFIG_DIR, load_configuration
 from leap_orchestration.intake.meters import PartnerMeters
 from leap_orchestration.warehouse.config_tables import ownership_from_configuration
 
-HEADER = ("meter_uuid,interval_start_time_utc,interval_end_time_utc,energy_net_kwh,energy_consumed_kwh,"
-          "energy_generated_kwh,final,region")
+HEADER = (
+    "meter_uuid,interval_start_time_utc,interval_end_time_utc,energy_net_kwh,energy_consumed_kwh,"
+    "energy_generated_kwh,final,region"
+)
 
 
 @pytest.fixture
@@ -43,12 +45,18 @@ def demo_configuration():
 
 def meters_owned_since_start(partner: str) -> list[str]:
     """Every partner-created demo meter the partner has owned, alone, since the demo's start (2024-01-01)."""
-    return [m.meter_id for m in demo_meters() if m.owner == partner and m.source == "partner" and len(m.ownerships) == 1]
+    return [
+        m.meter_id
+        for m in demo_meters()
+        if m.owner == partner and m.source == "partner" and len(m.ownerships) == 1
+    ]
 
 
 def partner_meter(partner: str, source: str = "partner"):
     """A demo meter the partner owns now and has owned since 2024 (not the transferred one)."""
-    return next(m for m in demo_meters() if m.owner == partner and m.source == source and len(m.ownerships) == 1)
+    return next(
+        m for m in demo_meters() if m.owner == partner and m.source == source and len(m.ownerships) == 1
+    )
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +68,7 @@ def ownership(demo_configuration):
 def meters_of(ownership):
     def make(partner: str, at: dt.datetime | None = None) -> PartnerMeters:
         return PartnerMeters.from_ownership(ownership, partner, at or dt.datetime.now(dt.UTC))
+
     return make
 
 
@@ -67,8 +76,16 @@ def csv_text(*rows: str, header: str = HEADER) -> bytes:
     return ("\n".join([header, *rows]) + "\n").encode()
 
 
-def good_row(meter_id: str, start: str = "2024-04-01T11:00:00Z", end: str = "2024-04-01T11:15:00Z",
-             net: str = "", consumed: str = "5.01", generated: str = "0", final: str = "true", region: str = "CA") -> str:
+def good_row(
+    meter_id: str,
+    start: str = "2024-04-01T11:00:00Z",
+    end: str = "2024-04-01T11:15:00Z",
+    net: str = "",
+    consumed: str = "5.01",
+    generated: str = "0",
+    final: str = "true",
+    region: str = "CA",
+) -> str:
     return ",".join([meter_id, start, end, net, consumed, generated, final, region])
 
 

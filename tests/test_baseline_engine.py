@@ -35,12 +35,21 @@ def load_days(con, values_by_day: dict[dt.date, float], event_day_values=None):
         end = (dt.datetime(day.year, day.month, day.day, tzinfo=LA) + dt.timedelta(days=1)).astimezone(dt.UTC)
         while t < end:
             lt = t.astimezone(LA)
-            v = (event_day_values or {}).get((lt.hour, lt.minute), value) if day == max(values_by_day) else value
+            v = (
+                (event_day_values or {}).get((lt.hour, lt.minute), value)
+                if day == max(values_by_day)
+                else value
+            )
             rows.append((METER, t, t + dt.timedelta(minutes=15), v, True))
             t += dt.timedelta(minutes=15)
-    con.register("frame", pl.DataFrame(rows, schema=["meter_id", "start", "end", "net", "final"], orient="row"))
-    run(con, """INSERT INTO interval_readings SELECT meter_id, start, "end", NULL, NULL, net, final, 'CA', 'job', now(), now()
-                FROM frame""")
+    con.register(
+        "frame", pl.DataFrame(rows, schema=["meter_id", "start", "end", "net", "final"], orient="row")
+    )
+    run(
+        con,
+        """INSERT INTO interval_readings SELECT meter_id, start, "end", NULL, NULL, net, final, 'CA', 'job', now(), now()
+                FROM frame""",
+    )
     con.unregister("frame")
 
 
@@ -66,10 +75,16 @@ def summer_days():
 
 def test_caiso_10in10_excludes_an_earlier_event_day_and_adjusts(con):
     # an earlier event of the meter on Wednesday 13 August: that day is not a candidate
-    run(con, "INSERT INTO dr_events VALUES ('earlier', 'p', ?, ?, 'x')", [local(2025, 8, 13, 16), local(2025, 8, 13, 17)])
+    run(
+        con,
+        "INSERT INTO dr_events VALUES ('earlier', 'p', ?, ?, 'x')",
+        [local(2025, 8, 13, 16), local(2025, 8, 13, 17)],
+    )
     days = summer_days()
     # event day (Wed 20 Aug): 1.265 in the adjustment window 12:00-15:00, 0.5 during the event 16:00-17:00
-    overrides = {(h, m): 1.265 for h in (12, 13, 14) for m in (0, 15, 30, 45)} | {(16, m): 0.5 for m in (0, 15, 30, 45)}
+    overrides = {(h, m): 1.265 for h in (12, 13, 14) for m in (0, 15, 30, 45)} | {
+        (16, m): 0.5 for m in (0, 15, 30, 45)
+    }
     load_days(con, days, overrides)
     compute_event(con, event(local(2025, 8, 20, 16), local(2025, 8, 20, 17)))
     rows, status = result(con)
@@ -90,7 +105,9 @@ def test_caiso_adjustment_is_capped_at_20_percent(con):
 
 
 def test_not_enough_days_gives_a_status_and_no_numbers(con):
-    days = {d: v for d, v in summer_days().items() if d >= dt.date(2025, 8, 11)}  # 7 weekdays before the event
+    days = {
+        d: v for d, v in summer_days().items() if d >= dt.date(2025, 8, 11)
+    }  # 7 weekdays before the event
     load_days(con, days)
     compute_event(con, event(local(2025, 8, 20, 16), local(2025, 8, 20, 17)))
     rows, status = result(con)
@@ -99,8 +116,16 @@ def test_not_enough_days_gives_a_status_and_no_numbers(con):
 
 def test_constant_load_gives_zero_reduction_for_every_day_matching_preset(con):
     load_days(con, dict.fromkeys(summer_days(), 0.8))
-    for name in ("caiso_10in10", "caiso_res_5in10", "pjm_high4of5", "pjm_same_day_3p2", "nyiso_avg_day",
-                 "nyiso_weather_sensitive", "miso_10day", "ercot_middle8of10"):
+    for name in (
+        "caiso_10in10",
+        "caiso_res_5in10",
+        "pjm_high4of5",
+        "pjm_same_day_3p2",
+        "nyiso_avg_day",
+        "nyiso_weather_sensitive",
+        "miso_10day",
+        "ercot_middle8of10",
+    ):
         compute_event(con, event(local(2025, 8, 20, 16), local(2025, 8, 20, 17), preset=name))
         rows, status = result(con)
         assert status == "OK", name

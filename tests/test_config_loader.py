@@ -59,11 +59,19 @@ def test_demo_configuration_loads(demo):
     props = demo.properties
     assert set(DEMO_PARTNERS) <= props.partner_ids and len(props.partner_ids) >= 3
     (connector,) = props.connectors
-    assert (connector.connector_id, connector.participant_id, connector.inbox_prefix, connector.output_bucket) == (
-        "ext_conn1", "participant_1", "ext_conn1/", "participant_1")
+    assert (
+        connector.connector_id,
+        connector.participant_id,
+        connector.inbox_prefix,
+        connector.output_bucket,
+    ) == ("ext_conn1", "participant_1", "ext_conn1/", "participant_1")
     assert props.sftp_partner("gridflex").inbox_prefix == "gridflex/interval-data/"
     assert 45 <= len(demo.meters) <= 60
-    assert len({m.meter_id for m in demo.meters}) == len({m.meter_number for m in demo.meters}) == len(demo.meters)
+    assert (
+        len({m.meter_id for m in demo.meters})
+        == len({m.meter_number for m in demo.meters})
+        == len(demo.meters)
+    )
     assert {m.timezone for m in demo.meters} == {"America/Los_Angeles", "America/New_York", "America/Chicago"}
     assert {m.device_type for m in demo.meters} >= {"battery", "thermostat", "ev_charger", "none"}
     assert any(m.source == "utility" for m in demo.meters) and any(m.source == "partner" for m in demo.meters)
@@ -94,7 +102,9 @@ def test_programs_events_and_enrollments(demo):
     assert len(demo.events_of("pjm_residential")) >= 2
     assert all(e.start_utc.tzinfo is UTC and e.end_utc > e.start_utc for e in demo.events)
     batteries_ma = [m for m in demo.meters if m.region == "MA" and m.device_type == "battery"]
-    assert batteries_ma and all(m.enrolled_in("ma_connected_solutions", _utc(2025, 7, 29, 21)) for m in batteries_ma)
+    assert batteries_ma and all(
+        m.enrolled_in("ma_connected_solutions", _utc(2025, 7, 29, 21)) for m in batteries_ma
+    )
     assert all(not m.enrollments for m in demo.meters if m.source == "utility")
 
 
@@ -137,21 +147,33 @@ def test_unknown_ownership_partner(cfg):
 
 def test_participant_may_own_meters(cfg):
     _edit(cfg / "meters/battery_001.xml", 'partner="sunrise-energy"', 'partner="participant_1"')
-    assert load_configuration(cfg).meter(demo_meters()[0].meter_id).owner_at(_utc(2025, 1, 1)) == "participant_1"
+    assert (
+        load_configuration(cfg).meter(demo_meters()[0].meter_id).owner_at(_utc(2025, 1, 1)) == "participant_1"
+    )
 
 
 def test_overlapping_ownership(cfg):
-    _edit(cfg / "meters/battery_005.xml", 'partner="voltstream" from="2025-06-01T00:00:00Z"', 'partner="voltstream" from="2025-05-01T00:00:00Z"')
+    _edit(
+        cfg / "meters/battery_005.xml",
+        'partner="voltstream" from="2025-06-01T00:00:00Z"',
+        'partner="voltstream" from="2025-05-01T00:00:00Z"',
+    )
     _load_fails(cfg, "meters/battery_005.xml", r"ownership window overlaps the one at line 5")
 
 
 def test_ownership_from_not_before_to(cfg):
     _edit(cfg / "meters/battery_005.xml", 'to="2025-06-01T00:00:00Z"', 'to="2024-01-01T00:00:00Z"')
-    _load_fails(cfg, "meters/battery_005.xml", r"from=2024-01-01T00:00:00Z must be before to=2024-01-01T00:00:00Z")
+    _load_fails(
+        cfg, "meters/battery_005.xml", r"from=2024-01-01T00:00:00Z must be before to=2024-01-01T00:00:00Z"
+    )
 
 
 def test_enrollment_from_not_before_to(cfg):
-    _edit(cfg / "meters/battery_001.xml", 'program="caiso_dsgs" from="2024-01-01T00:00:00Z"', 'program="caiso_dsgs" from="2024-01-01T00:00:00Z" to="2023-01-01T00:00:00Z"')
+    _edit(
+        cfg / "meters/battery_001.xml",
+        'program="caiso_dsgs" from="2024-01-01T00:00:00Z"',
+        'program="caiso_dsgs" from="2024-01-01T00:00:00Z" to="2023-01-01T00:00:00Z"',
+    )
     _load_fails(cfg, "meters/battery_001.xml", r"must be before")
 
 
@@ -176,64 +198,97 @@ def test_duplicate_event_id(cfg):
     _load_fails(cfg, "programs.xml", r"duplicate event id 'caiso_dsgs-2025-08-20' \(first at line \d+\)")
 
 
-@pytest.mark.parametrize("override, message", [
-    ('<override name="typo" value="1"/>', r"unknown override\(s\) for preset caiso_10in10: typo"),
-    ('<override name="selection" value="best"/>', r"selection must be one of"),
-    ('<override name="selection" value="highest"/>', r"'highest' needs 1 <= keep <= days"),
-    ('<override name="cap" value="1.5"/>', r"cap in \[0, 1\] or none"),
-    ('<override name="days" value="ten"/>', r"bad override value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ('<override name="typo" value="1"/>', r"unknown override\(s\) for preset caiso_10in10: typo"),
+        ('<override name="selection" value="best"/>', r"selection must be one of"),
+        ('<override name="selection" value="highest"/>', r"'highest' needs 1 <= keep <= days"),
+        ('<override name="cap" value="1.5"/>', r"cap in \[0, 1\] or none"),
+        ('<override name="days" value="ten"/>', r"bad override value"),
+    ],
+)
 def test_bad_overrides_fail_the_load(cfg, override, message):
-    _edit(cfg / "programs.xml", 'clip="none">\n    <season id="summer-2025" start="2025-06-01T00:00:00-07:00"',
-          f'clip="none">\n    {override}\n    <season id="summer-2025" start="2025-06-01T00:00:00-07:00"')
+    _edit(
+        cfg / "programs.xml",
+        'clip="none">\n    <season id="summer-2025" start="2025-06-01T00:00:00-07:00"',
+        f'clip="none">\n    {override}\n    <season id="summer-2025" start="2025-06-01T00:00:00-07:00"',
+    )
     _load_fails(cfg, "programs.xml", rf"program 'caiso_dsgs': .*{message}")
 
 
 def test_overrides_a_preset_cannot_use_fail_the_load(cfg):
-    _edit(cfg / "programs.xml", 'baseline="no_baseline" channel="generated" holidayCalendar="NERC" clip="none">',
-          'baseline="no_baseline" channel="generated" holidayCalendar="NERC" clip="none">\n    <override name="days" value="5"/>')
-    _load_fails(cfg, "programs.xml", r"program 'ma_connected_solutions': preset no_baseline has no candidate days")
+    _edit(
+        cfg / "programs.xml",
+        'baseline="no_baseline" channel="generated" holidayCalendar="NERC" clip="none">',
+        'baseline="no_baseline" channel="generated" holidayCalendar="NERC" clip="none">\n    <override name="days" value="5"/>',
+    )
+    _load_fails(
+        cfg, "programs.xml", r"program 'ma_connected_solutions': preset no_baseline has no candidate days"
+    )
 
 
 def test_unknown_holiday_calendar(cfg):
-    _edit(cfg / "programs.xml", 'baseline="caiso_10in10" channel="net" holidayCalendar="NERC"',
-          'baseline="caiso_10in10" channel="net" holidayCalendar="XX"')
+    _edit(
+        cfg / "programs.xml",
+        'baseline="caiso_10in10" channel="net" holidayCalendar="NERC"',
+        'baseline="caiso_10in10" channel="net" holidayCalendar="XX"',
+    )
     _load_fails(cfg, "programs.xml", r"unknown holiday calendar 'XX'")
 
 
 def test_overlapping_seasons(cfg):
-    _edit(cfg / "programs.xml", '<season id="summer-2025" start="2025-06-01T00:00:00-07:00" end="2025-10-01T00:00:00-07:00"/>',
-          '<season id="summer-2025" start="2025-06-01T00:00:00-07:00" end="2025-10-01T00:00:00-07:00"/>\n'
-          '    <season id="late" start="2025-09-01T00:00:00-07:00" end="2025-11-01T00:00:00-07:00"/>')
+    _edit(
+        cfg / "programs.xml",
+        '<season id="summer-2025" start="2025-06-01T00:00:00-07:00" end="2025-10-01T00:00:00-07:00"/>',
+        '<season id="summer-2025" start="2025-06-01T00:00:00-07:00" end="2025-10-01T00:00:00-07:00"/>\n'
+        '    <season id="late" start="2025-09-01T00:00:00-07:00" end="2025-11-01T00:00:00-07:00"/>',
+    )
     _load_fails(cfg, "programs.xml", r"season of program 'caiso_dsgs' window overlaps")
 
 
 def test_event_off_the_quarter_hour(cfg):
     _edit(cfg / "programs.xml", 'start="2025-08-20T23:00:00Z"', 'start="2025-08-20T23:10:00Z"')
-    _load_fails(cfg, "programs.xml", r"event 'caiso_dsgs-2025-08-20': start and end must be on a quarter hour")
+    _load_fails(
+        cfg, "programs.xml", r"event 'caiso_dsgs-2025-08-20': start and end must be on a quarter hour"
+    )
 
 
 def test_overlapping_events_of_a_program(cfg):
-    _edit(cfg / "programs.xml", 'start="2025-09-03T23:00:00Z" end="2025-09-04T02:00:00Z"',
-          'start="2025-08-21T01:00:00Z" end="2025-08-21T03:00:00Z"')
+    _edit(
+        cfg / "programs.xml",
+        'start="2025-09-03T23:00:00Z" end="2025-09-04T02:00:00Z"',
+        'start="2025-08-21T01:00:00Z" end="2025-08-21T03:00:00Z"',
+    )
     _load_fails(cfg, "programs.xml", r"event of program 'caiso_dsgs' window overlaps")
 
 
 def test_event_crossing_local_midnight_of_an_enrolled_meter(cfg):
     # 22:00-01:00 in Los Angeles, where the program's meters are
-    _edit(cfg / "programs.xml", 'start="2025-08-20T23:00:00Z" end="2025-08-21T02:00:00Z"',
-          'start="2025-08-21T05:00:00Z" end="2025-08-21T08:00:00Z"')
-    _load_fails(cfg, "programs.xml", r"event 'caiso_dsgs-2025-08-20' crosses local midnight in America/Los_Angeles")
+    _edit(
+        cfg / "programs.xml",
+        'start="2025-08-20T23:00:00Z" end="2025-08-21T02:00:00Z"',
+        'start="2025-08-21T05:00:00Z" end="2025-08-21T08:00:00Z"',
+    )
+    _load_fails(
+        cfg, "programs.xml", r"event 'caiso_dsgs-2025-08-20' crosses local midnight in America/Los_Angeles"
+    )
 
 
 def test_season_id_may_not_be_a_bare_year(cfg):
-    _edit(cfg / "programs.xml", '<season id="summer-2025" start="2025-06-01T00:00:00-07:00"', '<season id="2025" start="2025-06-01T00:00:00-07:00"')
+    _edit(
+        cfg / "programs.xml",
+        '<season id="summer-2025" start="2025-06-01T00:00:00-07:00"',
+        '<season id="2025" start="2025-06-01T00:00:00-07:00"',
+    )
     _load_fails(cfg, "programs.xml", r"season id '2025': a bare number is reserved")
 
 
 def test_seasons_and_overrides_are_loaded(demo):
     program = demo.program("ma_connected_solutions")
-    assert [(s.season_id, s.start_utc.isoformat()) for s in program.seasons] == [("summer-2025", "2025-06-01T04:00:00+00:00")]
+    assert [(s.season_id, s.start_utc.isoformat()) for s in program.seasons] == [
+        ("summer-2025", "2025-06-01T04:00:00+00:00")
+    ]
 
 
 def test_duplicate_program_id(cfg):
@@ -248,7 +303,9 @@ def test_duplicate_partner_id(cfg):
 
 def test_connector_inbox_may_not_overlap_a_partner_inbox(cfg):
     _edit(cfg / "properties.xml", 'inboxPrefix="ext_conn1/"', 'inboxPrefix="gridflex/x/"')
-    _load_fails(cfg, "properties.xml", r"inboxPrefix 'gridflex/x/' overlaps the inbox 'gridflex/' of SFTP partner")
+    _load_fails(
+        cfg, "properties.xml", r"inboxPrefix 'gridflex/x/' overlaps the inbox 'gridflex/' of SFTP partner"
+    )
 
 
 @pytest.mark.parametrize("prefix", ["../up/", "ext_conn1", "/abs/", "a/../b/"])
@@ -259,7 +316,11 @@ def test_bad_inbox_prefix_is_a_schema_error(cfg, prefix):
 
 def test_datetime_python_cannot_use(cfg):
     # xs:dateTime allows 24:00:00 (end of day); refused with a clear message instead of a traceback.
-    _edit(cfg / "meters/battery_001.xml", 'partner="sunrise-energy" from="2024-01-01T00:00:00Z"', 'partner="sunrise-energy" from="2023-12-31T24:00:00Z"')
+    _edit(
+        cfg / "meters/battery_001.xml",
+        'partner="sunrise-energy" from="2024-01-01T00:00:00Z"',
+        'partner="sunrise-energy" from="2023-12-31T24:00:00Z"',
+    )
     _load_fails(cfg, "meters/battery_001.xml", r"not a usable date-time")
 
 

@@ -72,7 +72,12 @@ def test_xxe_etc_passwd_is_refused(tmp_path):
 
 
 def test_utf16_doctype_is_refused(tmp_path, secret):
-    err = _refused(_write(tmp_path, _xxe(secret).replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16")))
+    err = _refused(
+        _write(
+            tmp_path,
+            _xxe(secret).replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"),
+        )
+    )
     assert "DOCTYPE" in err.message
 
 
@@ -89,7 +94,9 @@ def test_parse_tree_guard_refuses_doctype_even_without_byte_scan(tmp_path, secre
 
 
 def test_billion_laughs_is_refused_quickly(tmp_path):
-    entities = ['<!ENTITY lol "lol">'] + [f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)]
+    entities = ['<!ENTITY lol "lol">'] + [
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    ]
     doc = f'<?xml version="1.0"?>\n<!DOCTYPE meter [{"".join(entities)}]>\n<meter xmlns="{NS}">&lol9;</meter>'
     started = time.monotonic()
     err = _refused(_write(tmp_path, doc))
@@ -111,9 +118,21 @@ def test_external_dtd_is_refused_without_network(tmp_path):
         ('region="CA"', 'region="ca"', 10, r"attribute 'region'.*\[A-Z\]\{2\}"),
         ('from="2024-01-01T00:00:00Z"/>', 'from="2024-01-01T00:00:00"/>', 11, r"attribute 'from'.*pattern"),
         ('source="partner"', 'source="aggregator"', 10, r"attribute 'source'.*enumeration"),
-        ('<ownership partner="sunrise-energy" from="2024-01-01T00:00:00Z"/>\n', "", 11, r"enrollment.*ownership"),
+        (
+            '<ownership partner="sunrise-energy" from="2024-01-01T00:00:00Z"/>\n',
+            "",
+            11,
+            r"enrollment.*ownership",
+        ),
     ],
-    ids=["missing-attribute", "upper-case-uuid", "bad-region", "datetime-without-offset", "bad-enum", "no-ownership"],
+    ids=[
+        "missing-attribute",
+        "upper-case-uuid",
+        "bad-region",
+        "datetime-without-offset",
+        "bad-enum",
+        "no-ownership",
+    ],
 )
 def test_xsd_violations_name_file_and_line(tmp_path, old, new, line, pattern):
     assert old in GOOD_METER
@@ -126,7 +145,12 @@ def test_xsd_violations_name_file_and_line(tmp_path, old, new, line, pattern):
 
 
 def test_multiple_schema_errors_are_counted(tmp_path):
-    err = _refused(_write(tmp_path, GOOD_METER.replace('region="CA"', 'region="ca"').replace('source="partner"', 'source="x"')))
+    err = _refused(
+        _write(
+            tmp_path,
+            GOOD_METER.replace('region="CA"', 'region="ca"').replace('source="partner"', 'source="x"'),
+        )
+    )
     assert "1 more schema error" in err.message
 
 

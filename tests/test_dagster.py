@@ -37,24 +37,38 @@ def test_definitions_load_and_graph_snapshot():
     from leap_orchestration.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    snapshot = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
-                for k in graph.get_all_asset_keys()}
+    snapshot = {
+        k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+        for k in graph.get_all_asset_keys()
+    }
     assert snapshot == GRAPH
     # every asset writes DuckDB, so every one runs in the 'duckdb' pool (limit 1 in dagster.yaml)
-    assert {k.to_user_string(): graph.get(k).pools for k in graph.get_all_asset_keys()} == {k: {"duckdb"} for k in GRAPH}
+    assert {k.to_user_string(): graph.get(k).pools for k in graph.get_all_asset_keys()} == {
+        k: {"duckdb"} for k in GRAPH
+    }
     checks = {c.op.name: c.op.pool for c in defs.asset_checks}
-    assert checks == {"interval_readings_interval_readings_unique": "duckdb", "baselines_baselines_cover_events": "duckdb",
-                      "event_performance_event_performance_sufficiency": "duckdb"}
-    assert {s.name for s in defs.sensors} == {"landing_inbox_sensor", "configuration_sensor", "settlement_sensor"}
+    assert checks == {
+        "interval_readings_interval_readings_unique": "duckdb",
+        "baselines_baselines_cover_events": "duckdb",
+        "event_performance_event_performance_sufficiency": "duckdb",
+    }
+    assert {s.name for s in defs.sensors} == {
+        "landing_inbox_sensor",
+        "configuration_sensor",
+        "settlement_sensor",
+    }
     assert {(s.name, s.cron_schedule, s.job_name) for s in defs.schedules} == {
         ("landing_zone_schedule", "0 * * * *", "landing_zone_connector"),
-        ("settlement_schedule", "30 * * * *", "settle_events")}
+        ("settlement_schedule", "30 * * * *", "settle_events"),
+    }
 
 
 def resources(home):
     return {
         "landing_store": LocalLandingStoreResource(root=str(home / "landing")),
-        "landing_zone": LocalLandingZoneResource(root=str(home / "buckets" / "landing_zone"), config_path=str(home / "config")),
+        "landing_zone": LocalLandingZoneResource(
+            root=str(home / "buckets" / "landing_zone"), config_path=str(home / "config")
+        ),
         "participant_buckets": LocalBucketsResource(root=str(home / "buckets")),
         "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
         "configuration": ConfigurationResource(path=str(home / "config")),
@@ -76,13 +90,20 @@ def test_materialize_whole_graph(leap_home):
     meter = partner_meter("gridflex").meter_id
     drop(leap_home, "gridflex", "good.csv", csv_text(good_row(meter)))
     drop(leap_home, "gridflex", "bad.csv", csv_text(good_row("nope")))
-    result = dg.materialize([meter_configuration, interval_intake, interval_readings_unique], resources=resources(leap_home))
+    result = dg.materialize(
+        [meter_configuration, interval_intake, interval_readings_unique], resources=resources(leap_home)
+    )
     assert result.success
     inbox = leap_home / "landing" / "gridflex" / "interval-data"
-    assert (inbox / "accepted" / "good.csv" / "good.csv").exists() and (inbox / "failed" / "bad.csv" / "bad.csv").exists()
+    assert (inbox / "accepted" / "good.csv" / "good.csv").exists() and (
+        inbox / "failed" / "bad.csv" / "bad.csv"
+    ).exists()
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     processed = mats["uploads"].materialization.metadata["processed"].value.records
-    assert {r.data["file"]: r.data["status"] for r in processed} == {"good.csv": "COMPLETED", "bad.csv": "FAILED"}
+    assert {r.data["file"]: r.data["status"] for r in processed} == {
+        "good.csv": "COMPLETED",
+        "bad.csv": "FAILED",
+    }
     assert mats["interval_readings"].materialization.metadata["dagster/row_count"].value == 1
     assert all(c.passed for c in result.get_asset_check_evaluations())
 
@@ -157,14 +178,20 @@ def test_tick_bounds_work_retries_and_never_skips_old_mtimes():
     files = [_upload(f"t/interval-data/f{i}.csv", "v1", now - 10_000) for i in range(7)]
     plan = plan_tick(files, {}, now, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=2)
     assert [len(b) for b in plan.batches] == [3, 3]  # bounded: 6 of 7 this tick
-    again = plan_tick(files, plan.state, now + 5, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=2)
+    again = plan_tick(
+        files, plan.state, now + 5, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=2
+    )
     assert [u.obj.key for b in again.batches for u in b] == ["t/interval-data/f6.csv"]
     # a file still pending long after its run was requested is requested again, under a new run key
-    late = plan_tick(files, again.state, now + 1000, settle_seconds=2, retry_seconds=900, max_per_run=10, max_runs=1)
+    late = plan_tick(
+        files, again.state, now + 1000, settle_seconds=2, retry_seconds=900, max_per_run=10, max_runs=1
+    )
     assert len(late.batches[0]) == 7 and late.run_keys[0] not in plan.run_keys + again.run_keys
     # a new version of a requested file is a new request
     changed = [_upload("t/interval-data/f0.csv", "v2", now - 10_000)]
-    assert plan_tick(changed, plan.state, now + 5, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=1).batches
+    assert plan_tick(
+        changed, plan.state, now + 5, settle_seconds=2, retry_seconds=900, max_per_run=3, max_runs=1
+    ).batches
 
 
 def test_configuration_sensor_requests_on_change(leap_home):
@@ -189,4 +216,6 @@ def test_configuration_sensor_requests_on_change(leap_home):
         reverted = configuration_sensor(context)
     assert reverted.cursor == first.cursor
     assert reverted.run_requests[0].run_key != first.run_requests[0].run_key
-    assert first.cursor.startswith("2:")  # the loader version: an upgrade that loads more reloads unchanged files
+    assert first.cursor.startswith(
+        "2:"
+    )  # the loader version: an upgrade that loads more reloads unchanged files

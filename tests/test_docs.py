@@ -11,5 +11,9 @@ def test_every_code_is_documented():
 
 
 def test_ci_runs_the_readme_test_command():
-    last = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))][-1]
+    last = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line and not line.startswith(("#", "set ", "cd "))
+    ][-1]
     assert last.strip() in (ROOT / "README.md").read_text()

@@ -23,8 +23,13 @@ def cli_env(leap_home):
     dagster_home = leap_home / "dagster"
     dagster_home.mkdir()
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    return {**os.environ, "DAGSTER_HOME": str(dagster_home), "LEAP_HOME": str(leap_home),
-            "LEAP_CONFIG": str(leap_home / "config"), "LEAP_SETTLE_SECONDS": "0.2"}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "LEAP_HOME": str(leap_home),
+        "LEAP_CONFIG": str(leap_home / "config"),
+        "LEAP_SETTLE_SECONDS": "0.2",
+    }
 
 
 def drop(home, partner, name, data):
@@ -35,9 +40,23 @@ def drop(home, partner, name, data):
 
 
 def materialize(env, *extra):
-    return subprocess.run([str(BIN / "dagster"), "asset", "materialize", "--select", "*", "-m",
-                           "leap_orchestration.definitions", *extra], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "--select",
+            "*",
+            "-m",
+            "leap_orchestration.definitions",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_materialize_everything_from_the_cli(leap_home, cli_env):
@@ -62,8 +81,12 @@ def test_materialize_everything_from_the_cli(leap_home, cli_env):
         assert con.execute("SELECT count(*) FROM upload_errors WHERE severity = 'error'").fetchall() == [(2,)]
         assert con.execute("SELECT count(*) FROM meters").fetchall()[0][0] >= 50
     # the status CLI reads the same object
-    out = subprocess.run([str(BIN / "leap-orchestration"), "status", "--tenant", "sunrise-energy", "bad.csv"],
-                         env=cli_env, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(BIN / "leap-orchestration"), "status", "--tenant", "sunrise-energy", "bad.csv"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and json.loads(out.stdout)["job_id"] == status["job_id"]
 
 
@@ -82,21 +105,47 @@ def test_concurrent_runs_queue_on_the_duckdb_pool(leap_home, cli_env):
 
     def job(name):
         config = leap_home / f"{name}.run.json"  # JSON is YAML: the run config a sensor request carries
-        config.write_text(json.dumps({"ops": {"interval_intake": {"config": {"uploads": [entry.format(name, version(name))]}}}}))
-        return subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "leap_orchestration.definitions",
-                               "-j", "process_uploads", "-c", str(config)], cwd=REPO, env=cli_env,
-                              capture_output=True, text=True, timeout=300)
+        config.write_text(
+            json.dumps(
+                {"ops": {"interval_intake": {"config": {"uploads": [entry.format(name, version(name))]}}}}
+            )
+        )
+        return subprocess.run(
+            [
+                str(BIN / "dagster"),
+                "job",
+                "execute",
+                "-m",
+                "leap_orchestration.definitions",
+                "-j",
+                "process_uploads",
+                "-c",
+                str(config),
+            ],
+            cwd=REPO,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     with ThreadPoolExecutor(3) as pool:
         runs = [pool.submit(job, "f0.csv"), pool.submit(job, "f1.csv"), pool.submit(materialize, cli_env)]
         results = [r.result() for r in runs]
-    failures = [line for r in results if r.returncode for line in r.stderr.splitlines() if "Error" in line or "error" in line]
+    failures = [
+        line
+        for r in results
+        if r.returncode
+        for line in r.stderr.splitlines()
+        if "Error" in line or "error" in line
+    ]
     assert all(r.returncode == 0 for r in results), failures[-20:]
     inbox = leap_home / "landing/voltstream/interval-data/accepted"
     assert sorted(p.name for p in inbox.iterdir()) == ["f0.csv", "f1.csv", "f2.csv"]
     with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM uploads WHERE status = 'COMPLETED'").fetchall() == [(3,)]
     from dagster import DagsterInstance  # the runs claimed slots of the 'duckdb' pool, whose limit is 1
+
     with DagsterInstance.from_config(cli_env["DAGSTER_HOME"]) as instance:
         info = instance.event_log_storage.get_concurrency_info("duckdb")
         assert info.slot_count == 1 and info.active_slot_count == 0
@@ -108,55 +157,112 @@ def test_validate_cli_exit_codes(leap_home, cli_env, tmp_path):
     good.write_bytes(csv_text(good_row(meter)))
     bad.write_bytes(csv_text(good_row(meter, region="cal")))
     cli = str(BIN / "leap-orchestration")
-    ok = subprocess.run([cli, "validate", str(good), "--partner", "sunrise-energy"], env=cli_env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [cli, "validate", str(good), "--partner", "sunrise-energy"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and ok.stdout.strip() == "line,column,code,message"
     assert ok.stderr.startswith("Parsed 1 lines in ")
-    ko = subprocess.run([cli, "validate", str(bad), "--partner", "sunrise-energy"], env=cli_env, capture_output=True, text=True)
+    ko = subprocess.run(
+        [cli, "validate", str(bad), "--partner", "sunrise-energy"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+    )
     assert ko.returncode == 1 and "REG_0003" in ko.stdout and "found 1 errors on 1 lines" in ko.stderr
-    usage = subprocess.run([cli, "validate", str(tmp_path / "missing.csv"), "--partner", "x"], env=cli_env, capture_output=True, text=True)
+    usage = subprocess.run(
+        [cli, "validate", str(tmp_path / "missing.csv"), "--partner", "x"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+    )
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
 
 
 def test_demo_no_serve_writes_config_and_uploads(leap_home, cli_env):
     shutil.rmtree(leap_home / "config")
-    out = subprocess.run([str(BIN / "leap-orchestration"), "demo", "--no-serve"], env=cli_env, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(BIN / "leap-orchestration"), "demo", "--no-serve"], env=cli_env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert (leap_home / "config" / "properties.xml").exists()
     assert len(list((leap_home / "demo-uploads").rglob("*.csv"))) == 7
     waiting = sorted(p.name for p in (leap_home / "buckets" / "landing_zone" / "ext_conn1").glob("*.csv"))
-    assert len(waiting) == 2 and waiting[0] == "ext_conn1-history-2025-summer.csv" and waiting[1].startswith("ext_conn1-readings-")
-    for partner in ("sunrise-energy", "voltstream", "gridflex"):  # the summer history waits in each owner's inbox
-        assert (leap_home / "landing" / partner / "interval-data" / f"{partner}-history-2025-summer.csv").exists()
+    assert (
+        len(waiting) == 2
+        and waiting[0] == "ext_conn1-history-2025-summer.csv"
+        and waiting[1].startswith("ext_conn1-readings-")
+    )
+    for partner in (
+        "sunrise-energy",
+        "voltstream",
+        "gridflex",
+    ):  # the summer history waits in each owner's inbox
+        assert (
+            leap_home / "landing" / partner / "interval-data" / f"{partner}-history-2025-summer.csv"
+        ).exists()
 
 
-def test_hourly_landing_zone_job_on_gcs_from_the_cli(leap_home, cli_env, gcs_endpoint, gcs_client, landing_bucket):
+def test_hourly_landing_zone_job_on_gcs_from_the_cli(
+    leap_home, cli_env, gcs_endpoint, gcs_client, landing_bucket
+):
     """The guide's connector flow through the dagster CLI, with google-cloud-storage pointed at the emulator."""
     from test_landing_zone import HOUR_KEY, METER_3, PARTICIPANT, PREFIX, ensure_bucket, quarter_rows
 
     from leap_orchestration.standardized import meter_data
 
-    env = {**cli_env, "LEAP_LANDING_ZONE": "gcs", "LEAP_LANDING_ZONE_BUCKET": landing_bucket,
-           "STORAGE_EMULATOR_HOST": gcs_endpoint, "LEAP_GCS_PROJECT": "leap-test"}
+    env = {
+        **cli_env,
+        "LEAP_LANDING_ZONE": "gcs",
+        "LEAP_LANDING_ZONE_BUCKET": landing_bucket,
+        "STORAGE_EMULATOR_HOST": gcs_endpoint,
+        "LEAP_GCS_PROJECT": "leap-test",
+    }
     ensure_bucket(gcs_client, PARTICIPANT)
     name = f"cli-{os.getpid()}-{time.time_ns()}.csv"  # connectors can't overwrite: unique names
     # `gsutil cp` equivalent: create the object under the connector's prefix
     gcs_client.bucket(landing_bucket).blob(PREFIX + name).upload_from_string(
-        csv_text(*quarter_rows(METER_3.meter_id, "2021-11-08T14", [0.75, 0.75, 0.75, 1.0])), if_generation_match=0)
+        csv_text(*quarter_rows(METER_3.meter_id, "2021-11-08T14", [0.75, 0.75, 0.75, 1.0])),
+        if_generation_match=0,
+    )
     dagster = [str(BIN / "dagster")]
-    config = subprocess.run(dagster + ["asset", "materialize", "--select", "meter_configuration", "-m",
-                                       "leap_orchestration.definitions"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    config = subprocess.run(
+        dagster
+        + ["asset", "materialize", "--select", "meter_configuration", "-m", "leap_orchestration.definitions"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert config.returncode == 0, config.stderr[-3000:]
-    job = subprocess.run(dagster + ["job", "execute", "-m", "leap_orchestration.definitions", "-j", "landing_zone_connector"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    job = subprocess.run(
+        dagster + ["job", "execute", "-m", "leap_orchestration.definitions", "-j", "landing_zone_connector"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert job.returncode == 0, job.stderr[-3000:]
-    status = json.loads(gcs_client.bucket(landing_bucket).blob(f"{PREFIX}status/{name}.json").download_as_bytes())
+    status = json.loads(
+        gcs_client.bucket(landing_bucket).blob(f"{PREFIX}status/{name}.json").download_as_bytes()
+    )
     assert status["status"] == "COMPLETED" and status["rows"] == 4
     assert gcs_client.bucket(landing_bucket).blob(f"{PREFIX}accepted/{name}/{name}").exists()
     doc = meter_data.parse(gcs_client.bucket(PARTICIPANT).blob(HOUR_KEY).download_as_bytes())
-    assert doc["usage"] == "1.25" and doc["startTime"] == "2021-11-08T14:00:00Z"  # 3.25 consumed - 4 x 0.5 generated
+    assert (
+        doc["usage"] == "1.25" and doc["startTime"] == "2021-11-08T14:00:00Z"
+    )  # 3.25 consumed - 4 x 0.5 generated
     with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM interval_readings WHERE meter_id = ?", [METER_3.meter_id]).fetchall() == [(4,)]
-        assert con.execute("SELECT connector_id FROM uploads WHERE file_name = ?", [name]).fetchall() == [("ext_conn1",)]
+        assert con.execute(
+            "SELECT count(*) FROM interval_readings WHERE meter_id = ?", [METER_3.meter_id]
+        ).fetchall() == [(4,)]
+        assert con.execute("SELECT connector_id FROM uploads WHERE file_name = ?", [name]).fetchall() == [
+            ("ext_conn1",)
+        ]
         assert con.execute("SELECT count(*) FROM standardized_hours").fetchall() == [(1,)]
 
 
@@ -168,7 +274,11 @@ def test_demo_history_settles_every_demo_event_from_the_cli(leap_home, cli_env):
     proc = materialize({**cli_env, "LEAP_SETTLE_SECONDS": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     with duckdb.connect(str(leap_home / "warehouse.duckdb"), read_only=True) as con:
-        per_event = dict(con.execute("""SELECT event_id, count(reduction_kwh) FROM event_performance GROUP BY 1""").fetchall())
+        per_event = dict(
+            con.execute(
+                """SELECT event_id, count(reduction_kwh) FROM event_performance GROUP BY 1"""
+            ).fetchall()
+        )
         statuses = dict(con.execute("SELECT status, count(*) FROM event_performance GROUP BY 1").fetchall())
         battery_kw = con.execute("""SELECT min(avg_reduction_kw) FROM event_performance
                                     WHERE event_id = 'ma_cs-2025-07-29'""").fetchall()[0][0]
@@ -176,7 +286,11 @@ def test_demo_history_settles_every_demo_event_from_the_cli(leap_home, cli_env):
     assert set(per_event) == {event_id for _, event_id, _, _ in demo_events()}
     assert all(n > 0 for n in per_event.values())
     # the demo's deliberate imperfections each show their status; the rest are settled
-    assert statuses["INSUFFICIENT_DAYS"] == 1 and statuses["MISSING_ACTUALS"] == 1 and statuses["PROVISIONAL"] == 20
+    assert (
+        statuses["INSUFFICIENT_DAYS"] == 1
+        and statuses["MISSING_ACTUALS"] == 1
+        and statuses["PROVISIONAL"] == 20
+    )
     assert statuses["OK"] == sum(statuses.values()) - 22
     assert battery_kw > 2.5  # every battery discharged in the first ConnectedSolutions event
     assert seasons == 4

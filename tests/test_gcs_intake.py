@@ -28,7 +28,9 @@ def connector_upload(client, bucket, name, data):
     client.bucket(bucket).blob(PREFIX + name).upload_from_string(data, if_generation_match=0)
 
 
-def test_connector_upload_is_processed_and_results_are_readable_by_name(store, warehouse, gcs_client, landing_bucket):
+def test_connector_upload_is_processed_and_results_are_readable_by_name(
+    store, warehouse, gcs_client, landing_bucket
+):
     meter = partner_meter(PARTICIPANT).meter_id
     good, bad = f"readings-{uuid.uuid4().hex[:8]}.csv", f"readings-{uuid.uuid4().hex[:8]}.csv"
     connector_upload(gcs_client, landing_bucket, good, csv_text(good_row(meter, region="NY")))
@@ -44,12 +46,18 @@ def test_connector_upload_is_processed_and_results_are_readable_by_name(store, w
     assert "CON_0003" in errors
     assert bucket.blob(f"{PREFIX}accepted/{good}/{good}").exists() and not bucket.blob(PREFIX + good).exists()
     with warehouse.connect(read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM interval_readings WHERE meter_id = ?", [meter]).fetchall() == [(1,)]
+        assert con.execute(
+            "SELECT count(*) FROM interval_readings WHERE meter_id = ?", [meter]
+        ).fetchall() == [(1,)]
 
 
-def test_crash_between_copy_and_delete_leaves_one_copy_after_rerun(store, warehouse, gcs_client, landing_bucket, monkeypatch):
+def test_crash_between_copy_and_delete_leaves_one_copy_after_rerun(
+    store, warehouse, gcs_client, landing_bucket, monkeypatch
+):
     name = f"crash-{uuid.uuid4().hex[:8]}.csv"
-    connector_upload(gcs_client, landing_bucket, name, csv_text(good_row(partner_meter(PARTICIPANT).meter_id, region="NY")))
+    connector_upload(
+        gcs_client, landing_bucket, name, csv_text(good_row(partner_meter(PARTICIPANT).meter_id, region="NY"))
+    )
     real_delete = storage.Blob.delete
 
     def crash(self, *args, **kwargs):
@@ -79,7 +87,9 @@ def test_sftp_server_on_the_gcs_store(leap_home, gcs_client, landing_bucket, war
     with sftp_server(leap_home, store=store) as srv:
         client = srv.paramiko(partner, srv.key_for(partner))
         ftp = client.open_sftp()
-        ftp.putfo(io.BytesIO(csv_text(good_row(partner_meter(partner).meter_id))), "interval-data/over-gcs.csv")
+        ftp.putfo(
+            io.BytesIO(csv_text(good_row(partner_meter(partner).meter_id))), "interval-data/over-gcs.csv"
+        )
         assert store.stat(f"{partner}/interval-data/over-gcs.csv").complete
         with pytest.raises(OSError):
             ftp.putfo(io.BytesIO(b"again"), "interval-data/over-gcs.csv")
@@ -92,14 +102,17 @@ def test_sftp_server_on_the_gcs_store(leap_home, gcs_client, landing_bucket, war
         client.close()
 
 
-def test_gcs_resource_builds_the_store_through_dagster_gcp(gcs_endpoint, landing_bucket, leap_home, monkeypatch):
+def test_gcs_resource_builds_the_store_through_dagster_gcp(
+    gcs_endpoint, landing_bucket, leap_home, monkeypatch
+):
     from dagster_gcp import GCSResource
 
     from leap_orchestration.resources import GcsLandingStoreResource
 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_endpoint)
-    resource = GcsLandingStoreResource(gcs=GCSResource(project="leap-test"), bucket=landing_bucket,
-                                       config_path=str(leap_home / "config"))
+    resource = GcsLandingStoreResource(
+        gcs=GCSResource(project="leap-test"), bucket=landing_bucket, config_path=str(leap_home / "config")
+    )
     store = resource.store()
     assert store.list_tenant_inboxes() == [(PARTICIPANT, PREFIX)]
     store.write_bytes(PREFIX + "probe.csv", b"x")

@@ -53,7 +53,9 @@ def drop(store, name: str, data: bytes) -> None:
 
 def codes(store, name: str) -> tuple[str, list[str]]:
     status = json.loads(store.read_bytes(layout.status_key(INBOX, name)))
-    errors = store.read_bytes(f"{layout.result_dir(INBOX, 'failed', name)}{status['job_id']}.errors.csv").decode()
+    errors = store.read_bytes(
+        f"{layout.result_dir(INBOX, 'failed', name)}{status['job_id']}.errors.csv"
+    ).decode()
     return status["status"], [row.split(",")[2] for row in errors.splitlines()[1:]]
 
 
@@ -62,7 +64,10 @@ def codes(store, name: str) -> tuple[str, list[str]]:
 
 def test_cr_only_line_endings_read_like_any_other(meters_of, meter):
     """Excel for Mac still writes CR-only files: rows, errors and their line numbers as with LF."""
-    rows = [good_row(meter), good_row(meter, consumed="x", start="2024-04-01T11:15:00Z", end="2024-04-01T11:30:00Z")]
+    rows = [
+        good_row(meter),
+        good_row(meter, consumed="x", start="2024-04-01T11:15:00Z", end="2024-04-01T11:30:00Z"),
+    ]
     found, report = check(meters_of, csv_text(*rows).replace(b"\n", b"\r"))
     assert found == [(3, "energy_consumed_kwh", "CON_0002")] and report.lines_parsed == 2
     found, _ = check(meters_of, b"meter_uuid,interval_start_time_utc\rx,y\r")  # the finding's own repro
@@ -85,7 +90,9 @@ def test_long_line_is_skipped_and_the_rest_still_checked(meter, chunk):
     """A line over the limit is LIN_0004 wherever the chunk edges fall (and is never held whole)."""
     header = parse_header(HEADER.encode())
     limits = IntakeLimits(max_line_bytes=200)
-    body = (good_row(meter) + "\n" + "9" * 5000 + "\n" + good_row(meter, consumed="x") + "\n" + "7" * 300).encode()
+    body = (
+        good_row(meter) + "\n" + "9" * 5000 + "\n" + good_row(meter, consumed="x") + "\n" + "7" * 300
+    ).encode()
     chunks = list(reader.iter_chunks(io.BytesIO(body), header, chunk_bytes=chunk, limits=limits))
     findings = [(f.line, f.code) for c in chunks for f in c.findings]
     assert findings == [(3, "LIN_0004"), (5, "LIN_0004")]
@@ -100,7 +107,10 @@ def test_flood_of_bad_lines_is_counted_exactly(meters_of):
 
 
 def test_line_count_and_time_limits(meters_of, meter):
-    rows = [good_row(meter, start=f"2024-04-01T{h:02d}:00:00Z", end=f"2024-04-01T{h:02d}:15:00Z") for h in range(6)]
+    rows = [
+        good_row(meter, start=f"2024-04-01T{h:02d}:00:00Z", end=f"2024-04-01T{h:02d}:15:00Z")
+        for h in range(6)
+    ]
     found, _ = check(meters_of, csv_text(*rows), limits=IntakeLimits(max_lines=5))
     assert (0, "", "FIL_0007") in found
     found, _ = check(meters_of, csv_text(*rows), limits=IntakeLimits(max_seconds=0))
@@ -121,12 +131,17 @@ def test_overlong_name_fails_with_its_results_readable(store, warehouse, meter, 
     name = "n" * (length - 4) + ".csv"
     drop(store, name, csv_text(good_row(meter)))
     drop(store, "after.csv", csv_text(good_row(meter)))
-    outcomes = {o.upload.obj.name: o.status for o in (process_upload(store, warehouse, u) for u in pending_uploads(store))}
+    outcomes = {
+        o.upload.obj.name: o.status
+        for o in (process_upload(store, warehouse, u) for u in pending_uploads(store))
+    }
     assert outcomes == {name: "FAILED", "after.csv": "COMPLETED"}
     assert codes(store, name) == ("FAILED", ["FIL_0009"])
     short = layout.result_name(name)
     assert len(short.encode()) < 200 and store.exists(f"{INBOX}failed/{short}/{short}")
-    drop(store, name, csv_text(good_row(meter)))  # the same long name again: the earlier original is set aside
+    drop(
+        store, name, csv_text(good_row(meter))
+    )  # the same long name again: the earlier original is set aside
     assert [process_upload(store, warehouse, u).status for u in pending_uploads(store)] == ["FAILED"]
     assert pending_uploads(store) == []
 
@@ -145,7 +160,10 @@ def test_internal_error_fails_that_file_and_the_others_go_on(store, warehouse, m
     monkeypatch.setattr(process_module, "validate_upload", broken)
     drop(store, "boom.csv", csv_text(good_row(meter)))
     drop(store, "fine.csv", csv_text(good_row(meter)))
-    outcomes = {o.upload.obj.name: o.status for o in (process_upload(store, warehouse, u) for u in pending_uploads(store))}
+    outcomes = {
+        o.upload.obj.name: o.status
+        for o in (process_upload(store, warehouse, u) for u in pending_uploads(store))
+    }
     assert outcomes == {"boom.csv": "FAILED", "fine.csv": "COMPLETED"}
     assert codes(store, "boom.csv") == ("FAILED", ["SYS_0001"])
     assert store.exists(INBOX + "failed/boom.csv/boom.csv")
@@ -169,7 +187,9 @@ def test_status_result_keys_resolve_on_the_partners_channel(store, warehouse, me
     drop(store, "bad.csv", csv_text(good_row(meter, consumed="x")))
     process_upload(store, warehouse, pending_uploads(store)[0])
     status = json.loads(store.read_bytes(INBOX + "status/bad.csv.json"))
-    assert status["result_keys"] and all(k.startswith("interval-data/failed/bad.csv/") for k in status["result_keys"])
+    assert status["result_keys"] and all(
+        k.startswith("interval-data/failed/bad.csv/") for k in status["result_keys"]
+    )
     assert all(store.exists(f"{PARTNER}/{k}") for k in status["result_keys"])
 
 
@@ -187,12 +207,17 @@ def test_two_processes_on_one_home_never_crash_each_other(leap_home, store, ware
             process_upload(store, wh, u)
     """)
     env = {**os.environ, "LEAP_DUCKDB_LOCK_WAIT_SECONDS": "120"}
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
     assert pending_uploads(store) == []
     with warehouse.connect(read_only=True) as con:
-        assert con.execute("SELECT count(*), count(DISTINCT file_name) FROM uploads WHERE status = 'COMPLETED'").fetchall() == [(30, 30)]
+        assert con.execute(
+            "SELECT count(*), count(DISTINCT file_name) FROM uploads WHERE status = 'COMPLETED'"
+        ).fetchall() == [(30, 30)]
     assert all(store.exists(f"{INBOX}accepted/f{i:02d}.csv/f{i:02d}.csv") for i in range(30))
 
 
@@ -201,10 +226,14 @@ def test_two_processes_on_one_home_never_crash_each_other(leap_home, store, ware
 
 def _peak_rss(args: list[str], env: dict) -> tuple[int, str, int]:
     """Run a command in a fresh process and return (exit code, stdout, the command's peak RSS in bytes)."""
-    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "sys.stdout.write(r.stdout); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode, file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=600)
+    probe = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(r.stdout); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=600
+    )
     peak_kb, code = done.stderr.strip().splitlines()[-1].split()
     return int(code), done.stdout, int(peak_kb) * 1024
 

@@ -39,7 +39,8 @@ def run_request(home, request):
         [meter_configuration, interval_intake, standardized_meter_hours],
         resources=local_resources(home),
         run_config=request.run_config,
-        selection=request.asset_selection or ["uploads", "upload_errors", "interval_readings", "standardized_meter_hours"],
+        selection=request.asset_selection
+        or ["uploads", "upload_errors", "interval_readings", "standardized_meter_hours"],
     )
 
 

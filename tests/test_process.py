@@ -59,10 +59,21 @@ def test_accepted_and_failed_layout(env):
     assert feedback.startswith("Parsed 1 lines in ") and "found 1 errors on 1 lines" in feedback
     status = json.loads(store.read_bytes(INBOX + "status/bad.csv.json"))
     assert status["status"] == "FAILED" and status["job_id"] == bad_job and status["errors"] == 1
-    assert set(status) == {"file", "job_id", "status", "rows", "errors", "received_at", "processed_at", "result_keys"}
+    assert set(status) == {
+        "file",
+        "job_id",
+        "status",
+        "rows",
+        "errors",
+        "received_at",
+        "processed_at",
+        "result_keys",
+    }
     assert query(wh, "SELECT count(*) FROM interval_readings") == [(1,)]
     assert query(wh, "SELECT status, rows_total, error_count FROM uploads ORDER BY file_name") == [
-        ("FAILED", 1, 1), ("COMPLETED", 1, 0)]
+        ("FAILED", 1, 1),
+        ("COMPLETED", 1, 0),
+    ]
 
 
 def test_rerun_and_crash_recovery_never_duplicate(env, monkeypatch):
@@ -95,18 +106,31 @@ def test_reupload_same_name_is_a_new_job_and_latest_wins(env):
     [second] = process_all(store, wh)
     assert first.upload.job_id != second.upload.job_id
     assert store.read_bytes(INBOX + "accepted/a.csv/a.csv").decode().endswith(",2,0,true,CA\n")
-    assert store.read_bytes(f"{INBOX}accepted/a.csv/{first.upload.job_id}.a.csv").decode().endswith(",1,0,true,CA\n")
+    assert (
+        store.read_bytes(f"{INBOX}accepted/a.csv/{first.upload.job_id}.a.csv")
+        .decode()
+        .endswith(",1,0,true,CA\n")
+    )
     assert store.exists(f"{INBOX}accepted/a.csv/{first.upload.job_id}.feedback")
-    assert query(wh, "SELECT energy_consumed_kwh, job_id FROM interval_readings") == [(2.0, second.upload.job_id)]
-    assert query(wh, "SELECT energy_consumed_kwh, superseded_by_job_id FROM interval_readings_superseded") == [
-        (1.0, second.upload.job_id)]
+    assert query(wh, "SELECT energy_consumed_kwh, job_id FROM interval_readings") == [
+        (2.0, second.upload.job_id)
+    ]
+    assert query(
+        wh, "SELECT energy_consumed_kwh, superseded_by_job_id FROM interval_readings_superseded"
+    ) == [(1.0, second.upload.job_id)]
 
 
 def test_nothing_from_a_failed_file_is_loaded(env):
     store, wh = env
     meter = partner_meter(PARTNER).meter_id
-    drop(store, "mixed.csv", csv_text(good_row(meter), good_row(meter, start="2024-04-01T11:15:00Z",
-                                                                   end="2024-04-01T11:30:00Z", region="x")))
+    drop(
+        store,
+        "mixed.csv",
+        csv_text(
+            good_row(meter),
+            good_row(meter, start="2024-04-01T11:15:00Z", end="2024-04-01T11:30:00Z", region="x"),
+        ),
+    )
     [outcome] = process_all(store, wh)
     assert outcome.status == "FAILED"
     assert query(wh, "SELECT count(*) FROM interval_readings") == [(0,)]

@@ -28,15 +28,21 @@ def run(meters_of, data: bytes, name="f.csv", **kw):
 
 
 def test_bom_and_crlf_are_accepted(meters_of, meter):
-    data = b"\xef\xbb\xbf" + csv_text(good_row(meter), good_row(meter, start="2024-04-01T11:15:00Z", end="2024-04-01T11:30:00Z")).replace(b"\n", b"\r\n")
+    data = b"\xef\xbb\xbf" + csv_text(
+        good_row(meter), good_row(meter, start="2024-04-01T11:15:00Z", end="2024-04-01T11:30:00Z")
+    ).replace(b"\n", b"\r\n")
     found, report = run(meters_of, data)
     assert found == [] and report.rows_staged == 2
 
 
 def test_quoted_fields_and_blank_lines_keep_line_numbers(meters_of, meter):
-    rows = [f'"{meter}","2024-04-01T11:00:00Z","2024-04-01T11:15:00Z","","5.01","0","true","CA"', "",
-            good_row(meter, consumed="x", start="2024-04-01T11:15:00Z", end="2024-04-01T11:30:00Z"),
-            '"unterminated,2024', "a,b"]
+    rows = [
+        f'"{meter}","2024-04-01T11:00:00Z","2024-04-01T11:15:00Z","","5.01","0","true","CA"',
+        "",
+        good_row(meter, consumed="x", start="2024-04-01T11:15:00Z", end="2024-04-01T11:30:00Z"),
+        '"unterminated,2024',
+        "a,b",
+    ]
     found, _ = run(meters_of, csv_text(*rows))
     assert (4, "energy_consumed_kwh", "CON_0002") in found
     assert (5, "", "LIN_0003") in found and (6, "", "LIN_0001") in found
@@ -50,8 +56,15 @@ def test_more_fields_than_header(meters_of, meter):
 
 def test_line_numbers_exact_across_chunks(meters_of, meter, monkeypatch):
     monkeypatch.setattr(reader, "CHUNK_BYTES", 300)
-    rows = [good_row(meter, start=f"2024-04-01T{h:02d}:00:00Z", end=f"2024-04-01T{h:02d}:15:00Z",
-                     consumed="x" if h in (3, 17) else "1") for h in range(20)]
+    rows = [
+        good_row(
+            meter,
+            start=f"2024-04-01T{h:02d}:00:00Z",
+            end=f"2024-04-01T{h:02d}:15:00Z",
+            consumed="x" if h in (3, 17) else "1",
+        )
+        for h in range(20)
+    ]
     found, report = run(meters_of, csv_text(*rows))
     assert found == [(5, "energy_consumed_kwh", "CON_0002"), (19, "energy_consumed_kwh", "CON_0002")]
     assert report.lines_parsed == 20
@@ -80,7 +93,9 @@ def test_gzip_accepted_and_bomb_refused(meters_of, meter):
     found, report = run(meters_of, data, name="f.csv.gz")
     assert found == [] and report.rows_staged == 1
     bomb = gzip.compress(HEADER.encode() + b"\n" + b"0" * 10_000_000)
-    report = validate_upload(io.BytesIO(bomb), "b.csv.gz", meters_of(PARTNER), limits=IntakeLimits(max_expanded_bytes=1000))
+    report = validate_upload(
+        io.BytesIO(bomb), "b.csv.gz", meters_of(PARTNER), limits=IntakeLimits(max_expanded_bytes=1000)
+    )
     assert [f.code for f in report.details] == ["FIL_0004"]
 
 
@@ -99,12 +114,17 @@ def test_wrong_file_name(meters_of, meter):
 
 
 # Fields that stress the reader: quotes, commas, blanks, whitespace, CR, NUL, non-ASCII and invalid UTF-8.
-_FIELDS = st.sampled_from([b"", b"a", b" b ", b"\t", b"1.5", b'"q"', b'"un', b'"x,y"', b"\xc3\xa9", b"\x00", b"\xff", b"\r", b" "])
+_FIELDS = st.sampled_from(
+    [b"", b"a", b" b ", b"\t", b"1.5", b'"q"', b'"un', b'"x,y"', b"\xc3\xa9", b"\x00", b"\xff", b"\r", b" "]
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(lines=st.lists(st.lists(_FIELDS, min_size=1, max_size=10), max_size=30),
-       crlf=st.booleans(), first=st.integers(2, 10**6))
+@given(
+    lines=st.lists(st.lists(_FIELDS, min_size=1, max_size=10), max_size=30),
+    crlf=st.booleans(),
+    first=st.integers(2, 10**6),
+)
 def test_fast_reader_agrees_with_exact_reader(lines, crlf, first):
     """Whatever mix of good and odd lines, the vectorised reader gives the exact reader's rows and findings."""
     header = parse_header(HEADER.encode())

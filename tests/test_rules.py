@@ -85,7 +85,11 @@ def test_good_values(meters_of, meter, kwargs):
 def test_future_interval_rejected(meters_of, meter):
     now = dt.datetime(2024, 4, 1, 11, 10, tzinfo=dt.UTC)
     found, _ = codes_for(meters_of, good_row(meter), now=now)
-    assert (2, "interval_start_time_utc", "STM_0003") in found and (2, "interval_end_time_utc", "ETM_0003") in found
+    assert (2, "interval_start_time_utc", "STM_0003") in found and (
+        2,
+        "interval_end_time_utc",
+        "ETM_0003",
+    ) in found
     # the boundary: an interval that ended exactly now is in the past
     found, _ = codes_for(meters_of, good_row(meter), now=dt.datetime(2024, 4, 1, 11, 15, tzinfo=dt.UTC))
     assert found == []
@@ -93,14 +97,21 @@ def test_future_interval_rejected(meters_of, meter):
 
 @pytest.mark.parametrize(
     ("net", "consumed", "generated", "code"),
-    [("", "", "", "NRG_0001"), ("", "1", "", "NRG_0001"), ("1", "1", "", "NRG_0001"), ("1", "2", "0.5", "NRG_0003")],
+    [
+        ("", "", "", "NRG_0001"),
+        ("", "1", "", "NRG_0001"),
+        ("1", "1", "", "NRG_0001"),
+        ("1", "2", "0.5", "NRG_0003"),
+    ],
 )
 def test_energy_sets(meters_of, meter, net, consumed, generated, code):
     found, _ = codes_for(meters_of, good_row(meter, net=net, consumed=consumed, generated=generated))
     assert (2, "", code) in found
 
 
-@pytest.mark.parametrize(("net", "consumed", "generated"), [("-2.5", "", ""), ("1.5", "2", "0.5"), ("1.5", "2", "0.5004")])
+@pytest.mark.parametrize(
+    ("net", "consumed", "generated"), [("-2.5", "", ""), ("1.5", "2", "0.5"), ("1.5", "2", "0.5004")]
+)
 def test_valid_energy_sets(meters_of, meter, net, consumed, generated):
     found, _ = codes_for(meters_of, good_row(meter, net=net, consumed=consumed, generated=generated))
     assert found == []
@@ -130,12 +141,18 @@ def test_meter_that_changed_partner(meters_of):
 
     moved = demo_meter_id(TRANSFERRED_METER_NUMBER)
     before = (TRANSFER_AT - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    before_end = (TRANSFER_AT - dt.timedelta(days=1) + dt.timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before_end = (TRANSFER_AT - dt.timedelta(days=1) + dt.timedelta(minutes=15)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     after = (TRANSFER_AT + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     after_end = (TRANSFER_AT + dt.timedelta(days=1, minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
     # the new owner may upload after the transfer, not before
-    found, _ = codes_for(meters_of, good_row(moved, start=after, end=after_end), good_row(moved, start=before, end=before_end),
-                         partner="voltstream")
+    found, _ = codes_for(
+        meters_of,
+        good_row(moved, start=after, end=after_end),
+        good_row(moved, start=before, end=before_end),
+        partner="voltstream",
+    )
     assert found == [(3, "meter_uuid", "OWN_0003")]
     # the old owner no longer has it at upload time, even for intervals it owned
     found, _ = codes_for(meters_of, good_row(moved, start=before, end=before_end), partner="sunrise-energy")
@@ -151,8 +168,12 @@ def test_duplicates(meters_of, meter):
 
 
 def test_every_error_is_found_and_counted(meters_of, meter):
-    rows = [good_row(meter, consumed="x", region="zz", start=f"2024-04-0{d}T11:00:00Z", end=f"2024-04-0{d}T11:15:00Z")
-            for d in range(1, 6)]
+    rows = [
+        good_row(
+            meter, consumed="x", region="zz", start=f"2024-04-0{d}T11:00:00Z", end=f"2024-04-0{d}T11:15:00Z"
+        )
+        for d in range(1, 6)
+    ]
     found, report = codes_for(meters_of, *rows)
     assert report.error_count == 10 and report.error_lines == 5 and len(found) == 10
 
@@ -160,8 +181,15 @@ def test_every_error_is_found_and_counted(meters_of, meter):
 def test_errors_cap_keeps_counts_exact(meters_of, meter):
     import io as _io
 
-    rows = [good_row(meter, consumed="x", start=f"2024-04-01T{h:02d}:{m:02d}:00Z",
-                     end=f"2024-04-01T{h + (m + 15) // 60:02d}:{(m + 15) % 60:02d}:00Z")
-            for h in range(0, 23) for m in (0, 15, 30, 45)]
+    rows = [
+        good_row(
+            meter,
+            consumed="x",
+            start=f"2024-04-01T{h:02d}:{m:02d}:00Z",
+            end=f"2024-04-01T{h + (m + 15) // 60:02d}:{(m + 15) % 60:02d}:00Z",
+        )
+        for h in range(0, 23)
+        for m in (0, 15, 30, 45)
+    ]
     report = validate_upload(_io.BytesIO(csv_text(*rows)), "f.csv", meters_of(PARTNER), cap=10)
     assert len(report.details) == 10 and report.error_count == len(rows) == report.error_lines

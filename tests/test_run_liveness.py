@@ -43,10 +43,19 @@ def test_dead_run_is_failed_and_its_slot_freed_a_live_one_is_not(instance):
     locks = Path(instance.root_directory) / "leap-run-locks"
     locks.mkdir(parents=True, exist_ok=True)
     (locks / f"{dead}.lock").touch()  # its process is gone: nobody holds the lock
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-        "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)"), str(locks / f"{live}.lock")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+                "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)"
+            ),
+            str(locks / f"{live}.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert run_liveness.reap_dead_runs(instance) == [dead]
@@ -65,16 +74,31 @@ def test_materialize_killed_mid_step_does_not_block_the_next_run(leap_home):
     dagster_home = leap_home / "dagster"
     dagster_home.mkdir()
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "LEAP_HOME": str(leap_home),
-           "LEAP_CONFIG": str(leap_home / "config"), "LEAP_SETTLE_SECONDS": "0"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "LEAP_HOME": str(leap_home),
+        "LEAP_CONFIG": str(leap_home / "config"),
+        "LEAP_SETTLE_SECONDS": "0",
+    }
     inbox = leap_home / "landing" / "sunrise-energy" / "interval-data"
     inbox.mkdir(parents=True)
     meter = partner_meter("sunrise-energy").meter_id
     repeated_lines(inbox / "big.csv.gz", (good_row(meter) + "\n").encode(), 3_000_000)  # keeps intake busy
-    command = [str(BIN / "dagster"), "asset", "materialize", "--select", "*", "-m", "leap_orchestration.definitions"]
+    command = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "--select",
+        "*",
+        "-m",
+        "leap_orchestration.definitions",
+    ]
     log = leap_home / "first.log"
     with log.open("w") as out:
-        first = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        first = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 180
         while 'Started execution of step "interval_intake"' not in log.read_text():

@@ -37,8 +37,11 @@ def con(tmp_path):
 
 
 def add_program(con, program_id, preset="caiso_10in10", channel="net", clip="none", overrides=None):
-    run(con, "INSERT INTO programs VALUES (?, ?, ?, ?, 'NERC', ?, ?)",
-        [program_id, program_id, preset, channel, json.dumps(overrides or {}), clip])
+    run(
+        con,
+        "INSERT INTO programs VALUES (?, ?, ?, ?, 'NERC', ?, ?)",
+        [program_id, program_id, preset, channel, json.dumps(overrides or {}), clip],
+    )
 
 
 def add_meter(con, meter_id, *programs):
@@ -62,7 +65,10 @@ def load(con, meter_id, first: dt.date, last: dt.date, value, generated=None, fi
         rows.append((meter_id, t, t + dt.timedelta(minutes=15), v + g, g, v, final))
         t += dt.timedelta(minutes=15)
     con.register("frame", pl.DataFrame(rows, schema=["m", "s", "e", "c", "g", "n", "f"], orient="row"))
-    run(con, """INSERT INTO interval_readings SELECT m, s, e, c, g, n, f, 'CA', 'job', now(), now() FROM frame""")
+    run(
+        con,
+        """INSERT INTO interval_readings SELECT m, s, e, c, g, n, f, 'CA', 'job', now(), now() FROM frame""",
+    )
     con.unregister("frame")
 
 
@@ -74,9 +80,15 @@ def rebuild(con):
 
 
 def perf(con, event_id):
-    return {r[0]: r[1:] for r in con.execute("""
+    return {
+        r[0]: r[1:]
+        for r in con.execute(
+            """
         SELECT meter_id, baseline_kwh, actual_kwh, reduction_kwh, avg_reduction_kw, intervals_expected, intervals_present, status
-        FROM event_performance WHERE event_id = ?""", [event_id]).fetchall()}
+        FROM event_performance WHERE event_id = ?""",
+            [event_id],
+        ).fetchall()
+    }
 
 
 def in_event(lt: dt.datetime) -> bool:
@@ -93,9 +105,18 @@ def test_reduction_sign_clip_and_rollups(con):
     add_meter(con, "m-up", "clipped")
     first = EVENT_DAY - dt.timedelta(days=40)
     load(con, "m-net", first, EVENT_DAY, lambda d, lt: 0.4 if in_event(lt) else 1.0)
-    load(con, "m-bat", first, EVENT_DAY, lambda d, lt: 1.0, generated=lambda d, lt: 1.25 if in_event(lt) else 0.0)
+    load(
+        con,
+        "m-bat",
+        first,
+        EVENT_DAY,
+        lambda d, lt: 1.0,
+        generated=lambda d, lt: 1.25 if in_event(lt) else 0.0,
+    )
     # two intervals below and two above the baseline of 1.0: clipped per interval only the savings count
-    load(con, "m-up", first, EVENT_DAY, lambda d, lt: (0.5 if lt.minute < 30 else 1.5) if in_event(lt) else 1.0)
+    load(
+        con, "m-up", first, EVENT_DAY, lambda d, lt: (0.5 if lt.minute < 30 else 1.5) if in_event(lt) else 1.0
+    )
     for event_id, program in (("e-net", "net_prog"), ("e-bat", "battery_prog"), ("e-up", "clipped")):
         add_event(con, event_id, program, local(EVENT_DAY, 16), local(EVENT_DAY, 17))
     # the adjustment window [12:00, 15:00) is flat 1.0 on the event day: ratio 1
@@ -107,9 +128,14 @@ def test_reduction_sign_clip_and_rollups(con):
     assert perf(con, "e-bat")["m-bat"] == pytest.approx((0.0, 5.0, 5.0, 5.0, 4, 4, "OK"))
     # interval clip: 2 × 0.5 saved, 2 × −0.5 clipped to 0 => 1.0 kWh (unclipped it would be 0)
     assert perf(con, "e-up")["m-up"][2] == pytest.approx(1.0)
-    hourly = con.execute("SELECT meter_id, hour_start_utc, reduction_kwh FROM event_performance_hourly ORDER BY 1").fetchall()
+    hourly = con.execute(
+        "SELECT meter_id, hour_start_utc, reduction_kwh FROM event_performance_hourly ORDER BY 1"
+    ).fetchall()
     assert [(m, h, round(r, 6)) for m, h, r in hourly] == [
-        ("m-bat", local(EVENT_DAY, 16), 5.0), ("m-net", local(EVENT_DAY, 16), 2.4), ("m-up", local(EVENT_DAY, 16), 1.0)]
+        ("m-bat", local(EVENT_DAY, 16), 5.0),
+        ("m-net", local(EVENT_DAY, 16), 2.4),
+        ("m-up", local(EVENT_DAY, 16), 1.0),
+    ]
     events = dict(con.execute("SELECT event_id, avg_reduction_kw FROM program_event_performance").fetchall())
     assert events == pytest.approx({"e-net": 2.4, "e-bat": 5.0, "e-up": 1.0})
 
@@ -124,8 +150,12 @@ def test_event_clip_and_incomplete_hour_dropped(con):
     rebuild(con)
     baseline, actual, reduction, kw, expected, present, status = perf(con, "e")["m"]
     # three present intervals at 1.5 against 1.0: −1.5 kWh, clipped at the event level to 0
-    assert (baseline, actual, reduction, kw, expected, present, status) == pytest.approx((3.0, 4.5, 0.0, 0.0, 4, 3, "MISSING_ACTUALS"))
-    assert con.execute("SELECT count(*) FROM event_performance_hourly").fetchall() == [(0,)]  # 3 of 4 intervals
+    assert (baseline, actual, reduction, kw, expected, present, status) == pytest.approx(
+        (3.0, 4.5, 0.0, 0.0, 4, 3, "MISSING_ACTUALS")
+    )
+    assert con.execute("SELECT count(*) FROM event_performance_hourly").fetchall() == [
+        (0,)
+    ]  # 3 of 4 intervals
 
 
 def test_season_average_counts_a_missed_event_as_zero(con):
@@ -135,15 +165,33 @@ def test_season_average_counts_a_missed_event_as_zero(con):
     add_meter(con, "b2", "cs")
     days = [EVENT_DAY, EVENT_DAY + dt.timedelta(days=1)]
     # b1 discharges 1 kWh per interval in both 1-hour events (4 kW); b2 only in the first; the second event is 2 h
-    load(con, "b1", days[0], days[1], lambda d, lt: 0.5, generated=lambda d, lt: 1.0 if 16 <= lt.hour < 18 else 0.0)
-    load(con, "b2", days[0], days[1], lambda d, lt: 0.5, generated=lambda d, lt: 1.0 if d == days[0] and lt.hour == 16 else 0.0)
+    load(
+        con,
+        "b1",
+        days[0],
+        days[1],
+        lambda d, lt: 0.5,
+        generated=lambda d, lt: 1.0 if 16 <= lt.hour < 18 else 0.0,
+    )
+    load(
+        con,
+        "b2",
+        days[0],
+        days[1],
+        lambda d, lt: 0.5,
+        generated=lambda d, lt: 1.0 if d == days[0] and lt.hour == 16 else 0.0,
+    )
     add_event(con, "ev1", "cs", local(days[0], 16), local(days[0], 17))
     add_event(con, "ev2", "cs", local(days[1], 16), local(days[1], 18))
     add_event(con, "winter", "cs", local(dt.date(2025, 12, 1), 16), local(dt.date(2025, 12, 1), 17))
     settle(con, NOW)
     rebuild(con)
-    seasons = {(s, m): (n, h, kw) for s, m, n, h, kw in con.execute(
-        "SELECT season_id, meter_id, events, event_hours, avg_reduction_kw FROM season_performance").fetchall()}
+    seasons = {
+        (s, m): (n, h, kw)
+        for s, m, n, h, kw in con.execute(
+            "SELECT season_id, meter_id, events, event_hours, avg_reduction_kw FROM season_performance"
+        ).fetchall()
+    }
     # b1: (4 + 8) kWh / 3 h = 4 kW; b2: (4 + 0) / 3 h; the December event has no readings: zero, in season '2025'
     assert seasons[("summer", "b1")] == pytest.approx((2, 3.0, 4.0))
     assert seasons[("summer", "b2")] == pytest.approx((2, 3.0, 4 / 3))
@@ -164,23 +212,35 @@ def test_changed_readings_recompute_exactly_the_affected_events(con, monkeypatch
     assert settle(con, NOW).computed == []  # nothing changed: nothing recomputed
     digested = []
     real_digests = settle_module.inputs_digests
-    monkeypatch.setattr(settle_module, "inputs_digests", lambda c, events: digested.append(
-        sorted(e.event_id for e in events)) or real_digests(c, events))
+    monkeypatch.setattr(
+        settle_module,
+        "inputs_digests",
+        lambda c, events: digested.append(sorted(e.event_id for e in events)) or real_digests(c, events),
+    )
     settle(con, NOW)
     assert digested == [[]]  # nothing loaded since the last settlement: not even a digest is taken
     # a corrected upload for 10 September (in September's look-back only) replaces those readings
-    run(con, """UPDATE interval_readings SET energy_net_kwh = 2.0, loaded_at = now() + INTERVAL 1 SECOND
+    run(
+        con,
+        """UPDATE interval_readings SET energy_net_kwh = 2.0, loaded_at = now() + INTERVAL 1 SECOND
                 WHERE interval_start_utc >= ? AND interval_start_utc < ?""",
-        [local(dt.date(2025, 9, 10), 0), local(dt.date(2025, 9, 11), 0)])
+        [local(dt.date(2025, 9, 10), 0), local(dt.date(2025, 9, 11), 0)],
+    )
     again = settle(con, NOW)
     assert again.computed == ["sept"] and "july" in again.unchanged
     assert digested[-1] == ["sept"]  # July's reading range does not reach 10 September: no digest taken
-    rows = con.execute("SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM baselines WHERE event_id = 'sept'").fetchall()
+    rows = con.execute(
+        "SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM baselines WHERE event_id = 'sept'"
+    ).fetchall()
     assert rows == [(4, 4)]  # replaced, not duplicated
     # the 10th is one of the 10 weekdays: the baseline is (9 × 1.0 + 2.0) / 10
-    assert con.execute("SELECT DISTINCT round(baseline_kwh, 9) FROM baselines WHERE event_id = 'sept'").fetchall() == [(1.1,)]
+    assert con.execute(
+        "SELECT DISTINCT round(baseline_kwh, 9) FROM baselines WHERE event_id = 'sept'"
+    ).fetchall() == [(1.1,)]
     run(con, "INSERT INTO config_loads VALUES ('fp-2', now() + INTERVAL 1 MINUTE, 0, 0, 0)")
-    assert settle(con, NOW).computed == []  # the same configuration loaded again (say, a touched file): no change
+    assert (
+        settle(con, NOW).computed == []
+    )  # the same configuration loaded again (say, a touched file): no change
     run(con, """UPDATE programs SET overrides = '{"days": "5"}'""")  # a new configuration: every event, once
     assert settle(con, NOW).computed == ["july", "sept"] and digested[-1] == ["july", "sept"]
     # an event removed from the configuration takes its rows with it
@@ -214,13 +274,16 @@ def test_a_crash_between_events_is_finished_by_the_next_run(con, monkeypatch):
     add_event(con, "b", "p", local(dt.date(2025, 9, 17), 16), local(dt.date(2025, 9, 17), 17))
     settle_dying_at_second_event(con, monkeypatch)
     assert con.execute("SELECT event_id FROM settled_events").fetchall() == [("a",)]
-    assert con.execute("SELECT count(*) FROM baselines WHERE event_id = 'b'").fetchall() == [(0,)]  # rolled back
+    assert con.execute("SELECT count(*) FROM baselines WHERE event_id = 'b'").fetchall() == [
+        (0,)
+    ]  # rolled back
     assert settle(con, NOW).computed == ["b"]
     counts = con.execute("SELECT event_id, count(*) FROM baselines GROUP BY 1 ORDER BY 1").fetchall()
     assert counts == [("a", 4), ("b", 4)]
 
 
 # ---- through Dagster ----
+
 
 def _demo_history_warehouse(leap_home):
     """The demo configuration and the demo history loaded straight into the warehouse (intake is tested elsewhere)."""
@@ -234,8 +297,11 @@ def _demo_history_warehouse(leap_home):
     with wh.connect() as c:
         replace_configuration(c, load_configuration(leap_home / "config"))
         c.register("frame", frame)
-        run(c, """INSERT INTO interval_readings SELECT m, s::TIMESTAMPTZ, e::TIMESTAMPTZ, c::DOUBLE, g::DOUBLE, n::DOUBLE,
-                  f = 'true', r, 'demo', now(), now() FROM frame""")
+        run(
+            c,
+            """INSERT INTO interval_readings SELECT m, s::TIMESTAMPTZ, e::TIMESTAMPTZ, c::DOUBLE, g::DOUBLE, n::DOUBLE,
+                  f = 'true', r, 'demo', now(), now() FROM frame""",
+        )
     return wh
 
 
@@ -249,9 +315,14 @@ def test_settlement_assets_checks_metadata_and_sensor(leap_home):
 
     _demo_history_warehouse(leap_home)
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*SETTLEMENT_ASSETS, *SETTLEMENT_CHECKS], resources=resources(leap_home), instance=instance)
+    result = dg.materialize(
+        [*SETTLEMENT_ASSETS, *SETTLEMENT_CHECKS], resources=resources(leap_home), instance=instance
+    )
     assert result.success
-    mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
+    mats = {
+        m.asset_key.to_user_string(): m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+    }
     assert len(mats["baselines"]["events_recomputed"].value) == 8
     report = mats["event_performance"]["event caiso_dsgs-2025-08-20"].value
     assert "data:image/png;base64," in report and "| best |" in report and "INSUFFICIENT_DAYS 1" in report
@@ -271,5 +342,8 @@ def test_settlement_assets_checks_metadata_and_sensor(leap_home):
     assert len(second.run_requests) == 1 and second.run_requests[0].run_key != first.run_requests[0].run_key
     # the configuration's content did not change (same fingerprint) and neither did the readings: nothing recomputed
     again = dg.materialize(SETTLEMENT_ASSETS, resources=resources(leap_home), instance=instance)
-    recomputed = {m.asset_key.to_user_string(): m.materialization.metadata for m in again.get_asset_materialization_events()}
+    recomputed = {
+        m.asset_key.to_user_string(): m.materialization.metadata
+        for m in again.get_asset_materialization_events()
+    }
     assert recomputed["baselines"]["events_unchanged"].value == 8

@@ -33,14 +33,20 @@ def _two_events(con):
 
 
 def _baseline(con, event_id):
-    return con.execute("SELECT DISTINCT round(baseline_kwh, 9) FROM baselines WHERE event_id = ?", [event_id]).fetchall()
+    return con.execute(
+        "SELECT DISTINCT round(baseline_kwh, 9) FROM baselines WHERE event_id = ?", [event_id]
+    ).fetchall()
 
 
 def _load_config(con, fingerprint, overrides):
     """What replace_configuration does: the programs row replaced and a config_loads row appended."""
     run(con, "UPDATE programs SET overrides = ? WHERE program_id = 'p'", [json.dumps(overrides)])
-    (n,), = con.execute("SELECT count(*) FROM config_loads").fetchall()
-    run(con, "INSERT INTO config_loads VALUES (?, ?, 0, 0, 0)", [fingerprint, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=n)])
+    ((n,),) = con.execute("SELECT count(*) FROM config_loads").fetchall()
+    run(
+        con,
+        "INSERT INTO config_loads VALUES (?, ?, 0, 0, 0)",
+        [fingerprint, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=n)],
+    )
 
 
 def test_config_reverted_after_a_crashed_settlement_recomputes_what_the_crashed_run_wrote(con, monkeypatch):

@@ -54,8 +54,11 @@ def test_move_checks_the_version_and_never_clobbers(store):
     store.write_bytes("p/interval-data/a.csv", b"a2")
     with pytest.raises(FileChangedError):
         store.move("p/interval-data/a.csv", "p/interval-data/accepted/a.csv/a.csv", expected_version=version)
-    store.move("p/interval-data/a.csv", "p/interval-data/accepted/a.csv/a.csv",
-               expected_version=store.stat("p/interval-data/a.csv").version)
+    store.move(
+        "p/interval-data/a.csv",
+        "p/interval-data/accepted/a.csv/a.csv",
+        expected_version=store.stat("p/interval-data/a.csv").version,
+    )
     assert store.stat("p/interval-data/a.csv") is None
     assert store.read_bytes("p/interval-data/accepted/a.csv/a.csv") == b"a2"
     store.write_bytes("p/interval-data/a.csv", b"again")

@@ -53,54 +53,173 @@ class DemoMeter(NamedTuple):
 
 # (owner, count, meter_type, device_type, customer_class, source, region, timezone, programs)
 _GROUPS = (
-    ("participant_1", 4, "utility_meter", "none", "commercial", "partner", "NY", "America/New_York", ("nyiso_commercial",)),
-    ("sunrise-energy", 12, "device", "battery", "residential", "partner", "CA", "America/Los_Angeles", ("caiso_dsgs",)),
-    ("sunrise-energy", 6, "device", "thermostat", "residential", "partner", "CA", "America/Los_Angeles", ("caiso_dsgs",)),
-    ("sunrise-energy", 2, "device", "ev_charger", "residential", "partner", "CA", "America/Los_Angeles", ("caiso_dsgs",)),
+    (
+        "participant_1",
+        4,
+        "utility_meter",
+        "none",
+        "commercial",
+        "partner",
+        "NY",
+        "America/New_York",
+        ("nyiso_commercial",),
+    ),
+    (
+        "sunrise-energy",
+        12,
+        "device",
+        "battery",
+        "residential",
+        "partner",
+        "CA",
+        "America/Los_Angeles",
+        ("caiso_dsgs",),
+    ),
+    (
+        "sunrise-energy",
+        6,
+        "device",
+        "thermostat",
+        "residential",
+        "partner",
+        "CA",
+        "America/Los_Angeles",
+        ("caiso_dsgs",),
+    ),
+    (
+        "sunrise-energy",
+        2,
+        "device",
+        "ev_charger",
+        "residential",
+        "partner",
+        "CA",
+        "America/Los_Angeles",
+        ("caiso_dsgs",),
+    ),
     ("sunrise-energy", 2, "utility_meter", "none", "residential", "utility", "CA", "America/Los_Angeles", ()),
-    ("voltstream", 8, "device", "battery", "residential", "partner", "MA", "America/New_York", ("ma_connected_solutions",)),
-    ("voltstream", 2, "device", "battery", "commercial", "partner", "MA", "America/New_York", ("ma_connected_solutions",)),
+    (
+        "voltstream",
+        8,
+        "device",
+        "battery",
+        "residential",
+        "partner",
+        "MA",
+        "America/New_York",
+        ("ma_connected_solutions",),
+    ),
+    (
+        "voltstream",
+        2,
+        "device",
+        "battery",
+        "commercial",
+        "partner",
+        "MA",
+        "America/New_York",
+        ("ma_connected_solutions",),
+    ),
     ("voltstream", 1, "utility_meter", "none", "commercial", "utility", "MA", "America/New_York", ()),
-    ("gridflex", 8, "device", "thermostat", "residential", "partner", "IL", "America/Chicago", ("pjm_residential",)),
-    ("gridflex", 4, "device", "ev_charger", "residential", "partner", "IL", "America/Chicago", ("pjm_residential",)),
+    (
+        "gridflex",
+        8,
+        "device",
+        "thermostat",
+        "residential",
+        "partner",
+        "IL",
+        "America/Chicago",
+        ("pjm_residential",),
+    ),
+    (
+        "gridflex",
+        4,
+        "device",
+        "ev_charger",
+        "residential",
+        "partner",
+        "IL",
+        "America/Chicago",
+        ("pjm_residential",),
+    ),
     ("gridflex", 2, "submeter", "none", "industrial", "partner", "IL", "America/Chicago", ()),
     ("gridflex", 1, "utility_meter", "none", "residential", "utility", "IL", "America/Chicago", ()),
 )
 
 # (id, name, baseline, channel, holidayCalendar, clip, events[(id, start, end, type)])
 _PROGRAMS = (
-    ("caiso_dsgs", "California DSGS (device-level)", "caiso_10in10", "net", "NERC", "none", (
-        # 16:00-19:00 PDT on Wednesdays
-        ("caiso_dsgs-2025-08-20", "2025-08-20T23:00:00Z", "2025-08-21T02:00:00Z", "emergency"),
-        ("caiso_dsgs-2025-09-03", "2025-09-03T23:00:00Z", "2025-09-04T02:00:00Z", "emergency"),
-    )),
-    ("ma_connected_solutions", "Massachusetts ConnectedSolutions (batteries)", "no_baseline", "generated", "NERC", "none", (
-        # 17:00-20:00 EDT
-        ("ma_cs-2025-07-29", "2025-07-29T21:00:00Z", "2025-07-30T00:00:00Z", "capacity"),
-        ("ma_cs-2025-08-20", "2025-08-20T21:00:00Z", "2025-08-21T00:00:00Z", "capacity"),
-    )),
-    ("pjm_residential", "PJM residential load management", "pjm_high4of5", "net", "NERC", "none", (
-        # 15:00-18:00 EDT = 14:00-17:00 CDT
-        ("pjm_res-2025-07-29", "2025-07-29T19:00:00Z", "2025-07-29T22:00:00Z", "load_management"),
-        ("pjm_res-2025-08-13", "2025-08-13T19:00:00Z", "2025-08-13T22:00:00Z", "load_management"),
-    )),
-    ("nyiso_commercial", "NYISO commercial demand response", "nyiso_avg_day", "net", "NERC", "none", (
-        # 14:00-18:00 EDT
-        ("nyiso_com-2025-07-29", "2025-07-29T18:00:00Z", "2025-07-29T22:00:00Z", "capacity"),
-        ("nyiso_com-2025-08-20", "2025-08-20T18:00:00Z", "2025-08-20T22:00:00Z", "capacity"),
-    )),
+    (
+        "caiso_dsgs",
+        "California DSGS (device-level)",
+        "caiso_10in10",
+        "net",
+        "NERC",
+        "none",
+        (
+            # 16:00-19:00 PDT on Wednesdays
+            ("caiso_dsgs-2025-08-20", "2025-08-20T23:00:00Z", "2025-08-21T02:00:00Z", "emergency"),
+            ("caiso_dsgs-2025-09-03", "2025-09-03T23:00:00Z", "2025-09-04T02:00:00Z", "emergency"),
+        ),
+    ),
+    (
+        "ma_connected_solutions",
+        "Massachusetts ConnectedSolutions (batteries)",
+        "no_baseline",
+        "generated",
+        "NERC",
+        "none",
+        (
+            # 17:00-20:00 EDT
+            ("ma_cs-2025-07-29", "2025-07-29T21:00:00Z", "2025-07-30T00:00:00Z", "capacity"),
+            ("ma_cs-2025-08-20", "2025-08-20T21:00:00Z", "2025-08-21T00:00:00Z", "capacity"),
+        ),
+    ),
+    (
+        "pjm_residential",
+        "PJM residential load management",
+        "pjm_high4of5",
+        "net",
+        "NERC",
+        "none",
+        (
+            # 15:00-18:00 EDT = 14:00-17:00 CDT
+            ("pjm_res-2025-07-29", "2025-07-29T19:00:00Z", "2025-07-29T22:00:00Z", "load_management"),
+            ("pjm_res-2025-08-13", "2025-08-13T19:00:00Z", "2025-08-13T22:00:00Z", "load_management"),
+        ),
+    ),
+    (
+        "nyiso_commercial",
+        "NYISO commercial demand response",
+        "nyiso_avg_day",
+        "net",
+        "NERC",
+        "none",
+        (
+            # 14:00-18:00 EDT
+            ("nyiso_com-2025-07-29", "2025-07-29T18:00:00Z", "2025-07-29T22:00:00Z", "capacity"),
+            ("nyiso_com-2025-08-20", "2025-08-20T18:00:00Z", "2025-08-20T22:00:00Z", "capacity"),
+        ),
+    ),
 )
 
 
 # One summer season per program, in its region's local time (ConnectedSolutions pays on June-September).
-_SEASON_OFFSET = {"caiso_dsgs": "-07:00", "ma_connected_solutions": "-04:00", "pjm_residential": "-05:00",
-                  "nyiso_commercial": "-04:00"}
+_SEASON_OFFSET = {
+    "caiso_dsgs": "-07:00",
+    "ma_connected_solutions": "-04:00",
+    "pjm_residential": "-05:00",
+    "nyiso_commercial": "-04:00",
+}
 
 
 def demo_events() -> list[tuple[str, str, datetime, datetime]]:
     """(program id, event id, start, end) of every demo event."""
-    return [(program_id, e, datetime.fromisoformat(start), datetime.fromisoformat(end))
-            for program_id, *_, events in _PROGRAMS for e, start, end, _ in events]
+    return [
+        (program_id, e, datetime.fromisoformat(start), datetime.fromisoformat(end))
+        for program_id, *_, events in _PROGRAMS
+        for e, start, end, _ in events
+    ]
 
 
 def demo_meter_id(meter_number: int) -> str:
@@ -124,8 +243,19 @@ def demo_meters() -> list[DemoMeter]:
                 current = "voltstream"
             meters.append(
                 DemoMeter(
-                    f"{kind}_{per_kind[kind]:03d}.xml", number, demo_meter_id(number), current, source,
-                    meter_type, device_type, customer_class, region, tz, programs, ownerships, start,
+                    f"{kind}_{per_kind[kind]:03d}.xml",
+                    number,
+                    demo_meter_id(number),
+                    current,
+                    source,
+                    meter_type,
+                    device_type,
+                    customer_class,
+                    region,
+                    tz,
+                    programs,
+                    ownerships,
+                    start,
                 )
             )
     return meters
@@ -144,9 +274,18 @@ def properties_xml() -> str:
     names = {"sunrise-energy": "Sunrise Energy", "voltstream": "VoltStream", "gridflex": "GridFlex"}
     lines = [f'<properties xmlns="{NAMESPACE}">', "  <sftpPartners>"]
     lines += [f"    <partner {_attrs(id=p, name=names[p])}/>" for p in DEMO_PARTNERS]
-    lines += ["  </sftpPartners>", "  <participants>", f"    <participant {_attrs(id=DEMO_PARTICIPANT, name='Participant 1')}>"]
-    connector = _attrs(id=DEMO_CONNECTOR, inboxPrefix=f"{DEMO_CONNECTOR}/", fileFormat="interval-csv-v1",
-                       schedule="hourly", outputBucket=DEMO_PARTICIPANT)
+    lines += [
+        "  </sftpPartners>",
+        "  <participants>",
+        f"    <participant {_attrs(id=DEMO_PARTICIPANT, name='Participant 1')}>",
+    ]
+    connector = _attrs(
+        id=DEMO_CONNECTOR,
+        inboxPrefix=f"{DEMO_CONNECTOR}/",
+        fileFormat="interval-csv-v1",
+        schedule="hourly",
+        outputBucket=DEMO_PARTICIPANT,
+    )
     lines += [f"      <connector {connector}/>", "    </participant>", "  </participants>", "</properties>"]
     return _document(lines)
 
@@ -154,10 +293,14 @@ def properties_xml() -> str:
 def programs_xml() -> str:
     lines = [f'<programs xmlns="{NAMESPACE}">']
     for program_id, name, baseline, channel, calendar, clip, events in _PROGRAMS:
-        attrs = _attrs(id=program_id, name=name, baseline=baseline, channel=channel, holidayCalendar=calendar, clip=clip)
+        attrs = _attrs(
+            id=program_id, name=name, baseline=baseline, channel=channel, holidayCalendar=calendar, clip=clip
+        )
         lines.append(f"  <program {attrs}>")
         offset = _SEASON_OFFSET[program_id]
-        lines.append(f"    <season {_attrs(id='summer-2025', start=f'2025-06-01T00:00:00{offset}', end=f'2025-10-01T00:00:00{offset}')}/>")
+        lines.append(
+            f"    <season {_attrs(id='summer-2025', start=f'2025-06-01T00:00:00{offset}', end=f'2025-10-01T00:00:00{offset}')}/>"
+        )
         lines += [f"    <event {_attrs(id=e, start=s, end=t, type=k)}/>" for e, s, t, k in events]
         lines.append("  </program>")
     lines.append("</programs>")
@@ -165,9 +308,16 @@ def programs_xml() -> str:
 
 
 def meter_xml(meter: DemoMeter) -> str:
-    attrs = _attrs(id=meter.meter_id, meterNumber=str(meter.meter_number), source=meter.source,
-                   meterType=meter.meter_type, deviceType=meter.device_type, customerClass=meter.customer_class,
-                   region=meter.region, timezone=meter.timezone)
+    attrs = _attrs(
+        id=meter.meter_id,
+        meterNumber=str(meter.meter_number),
+        source=meter.source,
+        meterType=meter.meter_type,
+        deviceType=meter.device_type,
+        customerClass=meter.customer_class,
+        region=meter.region,
+        timezone=meter.timezone,
+    )
     lines = [f'<meter xmlns="{NAMESPACE}"', f"       {attrs}>"]
     lines += [f"  <ownership {_attrs(partner=p, from_=f, to=t)}/>" for p, f, t in meter.ownerships]
     lines += [f"  <enrollment {_attrs(program=p, from_=meter.enrolled_from)}/>" for p in meter.programs]

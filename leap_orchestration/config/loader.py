@@ -114,10 +114,18 @@ def load_configuration(config_dir: Path) -> Configuration:
     contents = _read_all(config_dir)
     for rel in contents:
         if rel not in (PROPERTIES_FILE, PROGRAMS_FILE) and not _is_meter_file(rel):
-            raise ConfigError(config_dir / rel, None, "unexpected XML file: expected properties.xml, programs.xml or meters/*.xml")
+            raise ConfigError(
+                config_dir / rel,
+                None,
+                "unexpected XML file: expected properties.xml, programs.xml or meters/*.xml",
+            )
     for required in (PROPERTIES_FILE, PROGRAMS_FILE):
         if required not in contents:
-            raise ConfigError(config_dir / required, None, "missing: a configuration folder needs properties.xml and programs.xml")
+            raise ConfigError(
+                config_dir / required,
+                None,
+                "missing: a configuration folder needs properties.xml and programs.xml",
+            )
 
     digest = hashlib.sha256()
     for rel in sorted(contents):
@@ -138,9 +146,17 @@ def load_configuration(config_dir: Path) -> Configuration:
         root = parse_validated_bytes(contents[rel], path, "meter")
         meter = read_meter(root, path, rel, owner_ids, program_ids)
         if meter.meter_id in by_id:
-            raise ConfigError(path, root.sourceline, f"duplicate meter id {meter.meter_id} (also in {by_id[meter.meter_id]})")
+            raise ConfigError(
+                path,
+                root.sourceline,
+                f"duplicate meter id {meter.meter_id} (also in {by_id[meter.meter_id]})",
+            )
         if meter.meter_number in by_number:
-            raise ConfigError(path, root.sourceline, f"duplicate meterNumber {meter.meter_number} (also in {by_number[meter.meter_number]})")
+            raise ConfigError(
+                path,
+                root.sourceline,
+                f"duplicate meterNumber {meter.meter_number} (also in {by_number[meter.meter_number]})",
+            )
         by_id[meter.meter_id] = rel
         by_number[meter.meter_number] = rel
         meters.append(meter)

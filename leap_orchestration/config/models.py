@@ -9,7 +9,16 @@ from functools import cached_property
 # Mirrors of the XSD enumerations (a test keeps them equal), for code that branches on them.
 SOURCES = ("partner", "utility")
 METER_TYPES = ("utility_meter", "submeter", "device")
-DEVICE_TYPES = ("battery", "thermostat", "ev_charger", "solar_inverter", "water_heater", "heat_pump", "other", "none")
+DEVICE_TYPES = (
+    "battery",
+    "thermostat",
+    "ev_charger",
+    "solar_inverter",
+    "water_heater",
+    "heat_pump",
+    "other",
+    "none",
+)
 CUSTOMER_CLASSES = ("residential", "commercial", "industrial")
 BASELINE_PRESETS = (
     "caiso_10in10",

@@ -39,7 +39,9 @@ def _datetime(elem: etree._Element, attr: str, path: Path) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError as exc:  # e.g. 24:00:00, which xs:dateTime allows and Python does not
-        raise ConfigError(path, elem.sourceline, f"{attr}={text!r} is not a usable date-time ({exc})") from None
+        raise ConfigError(
+            path, elem.sourceline, f"{attr}={text!r} is not a usable date-time ({exc})"
+        ) from None
     if value.tzinfo is None:  # the XSD pattern already demands an offset; kept in case the schema loosens
         raise ConfigError(path, elem.sourceline, f"{attr}={text!r} needs an explicit offset (Z or +HH:MM)")
     return value.astimezone(UTC)
@@ -50,7 +52,9 @@ def _window(elem: etree._Element, path: Path) -> tuple[datetime, datetime | None
     end = _datetime(elem, "to", path)
     assert start is not None  # required by the XSD
     if end is not None and start >= end:
-        raise ConfigError(path, elem.sourceline, f"from={elem.get('from')} must be before to={elem.get('to')}")
+        raise ConfigError(
+            path, elem.sourceline, f"from={elem.get('from')} must be before to={elem.get('to')}"
+        )
     return start, end
 
 
@@ -69,7 +73,9 @@ def read_properties(root: etree._Element, path: Path) -> Properties:
 
     connector_ids: dict[str, int] = {}
     # Every tenant inbox, to make sure no tenant can write into (or read status objects of) another's.
-    inboxes: list[tuple[str, str]] = [(f"{p.partner_id}/", f"SFTP partner {p.partner_id!r}") for p in partners]
+    inboxes: list[tuple[str, str]] = [
+        (f"{p.partner_id}/", f"SFTP partner {p.partner_id!r}") for p in partners
+    ]
     participants = []
     for p_elem in root.iterfind(f"{_q('participants')}/{_q('participant')}"):
         participant_id = p_elem.get("id")
@@ -79,10 +85,18 @@ def read_properties(root: etree._Element, path: Path) -> Properties:
             _check_unique(connector_ids, c_elem.get("id"), "connector id", c_elem, path)
             prefix = c_elem.get("inboxPrefix")
             if ".." in prefix or not prefix.endswith("/") or prefix.startswith("/"):
-                raise ConfigError(path, c_elem.sourceline, f"inboxPrefix {prefix!r} must be relative, end with '/' and not contain '..'")
+                raise ConfigError(
+                    path,
+                    c_elem.sourceline,
+                    f"inboxPrefix {prefix!r} must be relative, end with '/' and not contain '..'",
+                )
             for other, owner in inboxes:
                 if prefix.startswith(other) or other.startswith(prefix):
-                    raise ConfigError(path, c_elem.sourceline, f"inboxPrefix {prefix!r} overlaps the inbox {other!r} of {owner}")
+                    raise ConfigError(
+                        path,
+                        c_elem.sourceline,
+                        f"inboxPrefix {prefix!r} overlaps the inbox {other!r} of {owner}",
+                    )
             inboxes.append((prefix, f"connector {c_elem.get('id')!r}"))
             connectors.append(
                 Connector(
@@ -94,7 +108,9 @@ def read_properties(root: etree._Element, path: Path) -> Properties:
                     output_bucket=c_elem.get("outputBucket"),
                 )
             )
-        participants.append(Participant(participant_id=participant_id, name=p_elem.get("name"), connectors=tuple(connectors)))
+        participants.append(
+            Participant(participant_id=participant_id, name=p_elem.get("name"), connectors=tuple(connectors))
+        )
     return Properties(sftp_partners=tuple(partners), participants=tuple(participants))
 
 
@@ -109,7 +125,9 @@ def read_programs(root: etree._Element, path: Path) -> tuple[tuple[Program, ...]
         override_names: dict[str, int] = {}
         overrides = []
         for o_elem in p_elem.iterfind(_q("override")):
-            _check_unique(override_names, o_elem.get("name"), f"override in program {program_id!r}:", o_elem, path)
+            _check_unique(
+                override_names, o_elem.get("name"), f"override in program {program_id!r}:", o_elem, path
+            )
             overrides.append((o_elem.get("name"), o_elem.get("value")))
         _check_baseline(p_elem, dict(overrides), path)
         seasons = _read_seasons(p_elem, program_id, path)
@@ -120,10 +138,18 @@ def read_programs(root: etree._Element, path: Path) -> tuple[tuple[Program, ...]
             end = _datetime(e_elem, "end", path)
             assert start is not None and end is not None  # required by the XSD
             if end <= start:
-                raise ConfigError(path, e_elem.sourceline, f"event {e_elem.get('id')!r}: end {e_elem.get('end')} must be after start {e_elem.get('start')}")
+                raise ConfigError(
+                    path,
+                    e_elem.sourceline,
+                    f"event {e_elem.get('id')!r}: end {e_elem.get('end')} must be after start {e_elem.get('start')}",
+                )
             if any(t.minute % 15 or t.second or t.microsecond for t in (start, end)):
-                raise ConfigError(path, e_elem.sourceline, f"event {e_elem.get('id')!r}: start and end must be on a "
-                                  "quarter hour (readings are 15-minute intervals)")
+                raise ConfigError(
+                    path,
+                    e_elem.sourceline,
+                    f"event {e_elem.get('id')!r}: start and end must be on a "
+                    "quarter hour (readings are 15-minute intervals)",
+                )
             events.append(DrEvent(e_elem.get("id"), program_id, start, end, e_elem.get("type")))
             program_windows.append((start, end, e_elem))
         # overlapping events would count the shared hours twice in per-event and season roll-ups
@@ -164,8 +190,12 @@ def _check_baseline(p_elem: etree._Element, overrides: dict[str, str], path: Pat
     try:
         holiday_dates(calendar, 2025)
     except (NotImplementedError, KeyError):
-        raise ConfigError(path, p_elem.sourceline, f"program {p_elem.get('id')!r}: unknown holiday calendar {calendar!r} "
-                          "(NERC, US, or a country/subdivision code of the holidays package such as US-NY)") from None
+        raise ConfigError(
+            path,
+            p_elem.sourceline,
+            f"program {p_elem.get('id')!r}: unknown holiday calendar {calendar!r} "
+            "(NERC, US, or a country/subdivision code of the holidays package such as US-NY)",
+        ) from None
 
 
 def _read_seasons(p_elem: etree._Element, program_id: str, path: Path) -> tuple[Season, ...]:
@@ -174,23 +204,33 @@ def _read_seasons(p_elem: etree._Element, program_id: str, path: Path) -> tuple[
     for s_elem in p_elem.iterfind(_q("season")):
         _check_unique(seen, s_elem.get("id"), f"season in program {program_id!r}:", s_elem, path)
         if s_elem.get("id").isdigit():  # bare years name the events outside every season
-            raise ConfigError(path, s_elem.sourceline, f"season id {s_elem.get('id')!r}: a bare number is reserved "
-                              "for the events outside every season (grouped by year)")
+            raise ConfigError(
+                path,
+                s_elem.sourceline,
+                f"season id {s_elem.get('id')!r}: a bare number is reserved "
+                "for the events outside every season (grouped by year)",
+            )
         start, end = _datetime(s_elem, "start", path), _datetime(s_elem, "end", path)
         assert start is not None and end is not None  # required by the XSD
         if end <= start:
-            raise ConfigError(path, s_elem.sourceline, f"season {s_elem.get('id')!r}: end must be after start")
+            raise ConfigError(
+                path, s_elem.sourceline, f"season {s_elem.get('id')!r}: end must be after start"
+            )
         seasons.append(Season(s_elem.get("id"), start, end))
         windows.append((start, end, s_elem))
     _check_no_overlap(windows, f"season of program {program_id!r}", path)
     return tuple(seasons)
 
 
-def _check_no_overlap(windows: list[tuple[datetime, datetime | None, etree._Element]], what: str, path: Path) -> None:
+def _check_no_overlap(
+    windows: list[tuple[datetime, datetime | None, etree._Element]], what: str, path: Path
+) -> None:
     ordered = sorted(windows, key=lambda w: w[0])
     for (_, prev_end, prev_elem), (start, _, elem) in zip(ordered, ordered[1:], strict=False):
         if prev_end is None or prev_end > start:
-            raise ConfigError(path, elem.sourceline, f"{what} window overlaps the one at line {prev_elem.sourceline}")
+            raise ConfigError(
+                path, elem.sourceline, f"{what} window overlaps the one at line {prev_elem.sourceline}"
+            )
 
 
 def check_events_within_local_days(meters, events, path: Path) -> None:
@@ -203,11 +243,18 @@ def check_events_within_local_days(meters, events, path: Path) -> None:
     for event in events:
         for zone in sorted(zones.get(event.program_id, ())):
             tz = ZoneInfo(zone)
-            first, last = event.start_utc.astimezone(tz), (event.end_utc - timedelta(minutes=15)).astimezone(tz)
+            first, last = (
+                event.start_utc.astimezone(tz),
+                (event.end_utc - timedelta(minutes=15)).astimezone(tz),
+            )
             if first.date() != last.date():
-                raise ConfigError(path, None, f"event {event.event_id!r} crosses local midnight in {zone} "
-                                  f"({first:%Y-%m-%d %H:%M} to {last + timedelta(minutes=15):%Y-%m-%d %H:%M}), where meters of "
-                                  f"program {event.program_id!r} are: baselines are per local day")
+                raise ConfigError(
+                    path,
+                    None,
+                    f"event {event.event_id!r} crosses local midnight in {zone} "
+                    f"({first:%Y-%m-%d %H:%M} to {last + timedelta(minutes=15):%Y-%m-%d %H:%M}), where meters of "
+                    f"program {event.program_id!r} are: baselines are per local day",
+                )
 
 
 def read_meter(
@@ -223,7 +270,11 @@ def read_meter(
     for elem in root.iterfind(_q("ownership")):
         partner = elem.get("partner")
         if partner not in owner_ids:
-            raise ConfigError(path, elem.sourceline, f"ownership partner {partner!r} is not an SFTP partner or participant in properties.xml")
+            raise ConfigError(
+                path,
+                elem.sourceline,
+                f"ownership partner {partner!r} is not an SFTP partner or participant in properties.xml",
+            )
         start, end = _window(elem, path)
         ownerships.append(Ownership(partner, start, end))
         owner_windows.append((start, end, elem))
@@ -234,7 +285,9 @@ def read_meter(
     for elem in root.iterfind(_q("enrollment")):
         program = elem.get("program")
         if program not in program_ids:
-            raise ConfigError(path, elem.sourceline, f"enrollment in unknown program {program!r} (not in programs.xml)")
+            raise ConfigError(
+                path, elem.sourceline, f"enrollment in unknown program {program!r} (not in programs.xml)"
+            )
         start, end = _window(elem, path)
         enrollments.append(Enrollment(program, start, end))
         by_program.setdefault(program, []).append((start, end, elem))

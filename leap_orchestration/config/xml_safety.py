@@ -68,7 +68,9 @@ def parse_validated(path: Path, schema: str) -> etree._Element:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ConfigError(path, None, f"file is {size} bytes; configuration files are limited to {MAX_FILE_BYTES}")
+            raise ConfigError(
+                path, None, f"file is {size} bytes; configuration files are limited to {MAX_FILE_BYTES}"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read file: {exc.strerror or exc}") from None
@@ -79,7 +81,9 @@ def parse_validated_bytes(data: bytes, path: Path, schema: str) -> etree._Elemen
     """As parse_validated, for bytes already read (the loader fingerprints exactly the bytes it parses)."""
     xsd = _schema(schema)
     if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(path, None, f"file is {len(data)} bytes; configuration files are limited to {MAX_FILE_BYTES}")
+        raise ConfigError(
+            path, None, f"file is {len(data)} bytes; configuration files are limited to {MAX_FILE_BYTES}"
+        )
     _refuse_dtd_bytes(data, path)
     try:
         root = etree.fromstring(data, safe_parser())
@@ -106,7 +110,9 @@ def _refuse_dtd_bytes(data: bytes, path: Path) -> None:
         if index >= 0:
             # Line counting is only exact for ASCII-compatible encodings; good enough to point at the spot.
             line = data.count(b"\n", 0, index) + 1
-            raise ConfigError(path, line, "DOCTYPE/ENTITY declarations are not allowed in configuration files")
+            raise ConfigError(
+                path, line, "DOCTYPE/ENTITY declarations are not allowed in configuration files"
+            )
 
 
 def _refuse_dtd_tree(root: etree._Element, path: Path) -> None:

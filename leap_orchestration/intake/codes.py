@@ -60,13 +60,17 @@ CATALOGUE: dict[str, Code] = {
         Code("GEN_0002", ERROR, "energy generated is not a number"),
         Code("GEN_0003", ERROR, "energy generated is negative"),
         Code("NET_0002", ERROR, "energy net is not a number"),
-        Code("NRG_0001", ERROR, "no valid set of energy values (net alone, consumed + generated, or all three)"),
+        Code(
+            "NRG_0001", ERROR, "no valid set of energy values (net alone, consumed + generated, or all three)"
+        ),
         Code("NRG_0003", ERROR, "consumed minus generated does not equal net"),
         Code("FNL_0002", ERROR, "final is not true or false"),
         Code("REG_0002", ERROR, "region is not made of letters"),
         Code("REG_0003", ERROR, "region is not two upper-case letters"),
         Code("DUP_0001", ERROR, "the same meter and interval appear again with different values"),
-        Code("DUP_0002", WARNING, "the same meter and interval appear again with identical values (kept once)"),
+        Code(
+            "DUP_0002", WARNING, "the same meter and interval appear again with identical values (kept once)"
+        ),
     ]
 }
 

@@ -30,27 +30,46 @@ def parse_header(raw: bytes) -> Header:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileLevelError(Finding(1, "", "FIL_0002", f"The header line is not UTF-8 text ({exc.reason}).")) from exc
+        raise FileLevelError(
+            Finding(1, "", "FIL_0002", f"The header line is not UTF-8 text ({exc.reason}).")
+        ) from exc
     try:
         fields = next(csv.reader([text]), [])
-    except csv.Error as exc:  # e.g. an unclosed quote or a stray CR: the header can't be read, nothing else can
-        raise FileLevelError(Finding(1, "", "HDR_0001", f"The header line can't be read as CSV ({exc}).")) from exc
+    except (
+        csv.Error
+    ) as exc:  # e.g. an unclosed quote or a stray CR: the header can't be read, nothing else can
+        raise FileLevelError(
+            Finding(1, "", "HDR_0001", f"The header line can't be read as CSV ({exc}).")
+        ) from exc
     normalized = [ALIASES.get(f.strip().lower(), f.strip().lower()) for f in fields]
     if not any(n in KNOWN_COLUMNS for n in normalized):
         shown = text[:80]
         raise FileLevelError(
-            Finding(1, "", "HDR_0001", f"The first line '{shown}' is not a header: expected column names such as {METER}.")
+            Finding(
+                1,
+                "",
+                "HDR_0001",
+                f"The first line '{shown}' is not a header: expected column names such as {METER}.",
+            )
         )
     findings: list[Finding] = []
     names: list[str] = []
     for original, name in zip(fields, normalized, strict=True):
         if name in names:
-            findings.append(Finding(1, original, "HDR_0002", f"Column '{original}' appears more than once in the header."))
+            findings.append(
+                Finding(1, original, "HDR_0002", f"Column '{original}' appears more than once in the header.")
+            )
             name = f"{name}#{len(names) + 1}"
         elif name not in KNOWN_COLUMNS:
-            close = difflib.get_close_matches(name, [c for c in KNOWN_COLUMNS if c not in normalized], n=1, cutoff=0.8)
+            close = difflib.get_close_matches(
+                name, [c for c in KNOWN_COLUMNS if c not in normalized], n=1, cutoff=0.8
+            )
             if close:
-                findings.append(Finding(1, original, "HDR_0004", f"Unknown column '{original}': did you mean '{close[0]}'?"))
+                findings.append(
+                    Finding(
+                        1, original, "HDR_0004", f"Unknown column '{original}': did you mean '{close[0]}'?"
+                    )
+                )
             else:
                 findings.append(Finding(1, original, "HDR_0003", f"Unknown column '{original}' is ignored."))
         names.append(name)

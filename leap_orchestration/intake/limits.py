@@ -16,7 +16,9 @@ class IntakeLimits:
     max_expanded_bytes: int = 2 * 1024**3  # bytes read after decompression (FIL_0004), as the SFTP upload cap
     max_lines: int = 10_000_000  # physical data lines (FIL_0007): a year of 15-minute data for ~285 meters
     max_seconds: float = 300.0  # time to check one file (FIL_0008); 10M valid lines take ~15 s on 2 cores
-    duckdb_memory: str = "256MB"  # the validator's DuckDB; staged rows beyond it spill to disk (peak RSS < 2 GB)
+    duckdb_memory: str = (
+        "256MB"  # the validator's DuckDB; staged rows beyond it spill to disk (peak RSS < 2 GB)
+    )
 
 
 DEFAULT_LIMITS = IntakeLimits()

@@ -27,7 +27,9 @@ class PartnerMeters:
     @classmethod
     def from_ownership(cls, ownership: pl.DataFrame, partner_id: str, at: dt.datetime) -> PartnerMeters:
         mine = ownership.filter(pl.col("partner_id") == partner_id)
-        now = mine.filter((pl.col("valid_from") <= at) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > at)))
+        now = mine.filter(
+            (pl.col("valid_from") <= at) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > at))
+        )
         return cls(
             partner_id=partner_id,
             known=frozenset(mine["meter_id"].to_list()),

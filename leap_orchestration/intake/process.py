@@ -80,8 +80,13 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-def process_upload(store: LandingStore, warehouse: Warehouse, upload: Upload, run_id: str | None = None,
-                   limits: IntakeLimits = DEFAULT_LIMITS) -> Outcome:
+def process_upload(
+    store: LandingStore,
+    warehouse: Warehouse,
+    upload: Upload,
+    run_id: str | None = None,
+    limits: IntakeLimits = DEFAULT_LIMITS,
+) -> Outcome:
     """Take one upload to its end state. Whatever the file holds or does to the checks, it ends in accepted/ or
     failed/ (SYS_0001/0002 for faults that are ours); only infrastructure faults (no configuration loaded, the
     warehouse or store unreachable) raise, leaving the file pending for the next run."""
@@ -90,21 +95,36 @@ def process_upload(store: LandingStore, warehouse: Warehouse, upload: Upload, ru
     with warehouse.connect() as con:
         obj = store.stat(upload.obj.key)
         if obj is None or obj.version != upload.obj.version:
-            return Outcome(upload, "SKIPPED")  # already processed, or replaced by a newer version (its own job)
+            return Outcome(
+                upload, "SKIPPED"
+            )  # already processed, or replaced by a newer version (its own job)
         row = tables.get_upload(con, upload.upload_id)
         if row is None or row["status"] not in ("COMPLETED", "FAILED"):
             if row is not None and (row.get("attempts") or 0) >= MAX_ATTEMPTS:
-                log.error("%s: processing was interrupted %d times (job %s); it goes to failed/ as SYS_0002",
-                          upload.obj.key, row["attempts"], upload.job_id)
-                _record_fault(con, upload, run_id, "SYS_0002", f"Processing this file was interrupted {MAX_ATTEMPTS} "
-                              f"times (reference {upload.job_id}); operators have been alerted. Upload it again under "
-                              "a new name, split into smaller files if it is large.")
+                log.error(
+                    "%s: processing was interrupted %d times (job %s); it goes to failed/ as SYS_0002",
+                    upload.obj.key,
+                    row["attempts"],
+                    upload.job_id,
+                )
+                _record_fault(
+                    con,
+                    upload,
+                    run_id,
+                    "SYS_0002",
+                    f"Processing this file was interrupted {MAX_ATTEMPTS} "
+                    f"times (reference {upload.job_id}); operators have been alerted. Upload it again under "
+                    "a new name, split into smaller files if it is large.",
+                )
             elif not _checked(store, con, upload, run_id, limits):
                 return Outcome(upload, "SKIPPED")
             row = tables.get_upload(con, upload.upload_id)
         errors = tables.error_rows(con, upload.job_id) if row["status"] == "FAILED" else []
         previous = tables.previous_job_at(
-            con, upload.tenant, upload.obj.name, upload.job_id,
+            con,
+            upload.tenant,
+            upload.obj.name,
+            upload.job_id,
             layout.original_key(upload.inbox, _outcome_folder(row["status"]), upload.obj.name),
         )
         _publish(store, upload, row, previous, errors)
@@ -119,11 +139,20 @@ def _checked(store: LandingStore, con, upload: Upload, run_id: str | None, limit
     except ConfigurationNotLoaded:
         raise  # ours, and not this file's: every upload waits for the configuration
     except Exception:
-        log.exception("internal error while checking %s (job %s); it goes to failed/ as SYS_0001",
-                      upload.obj.key, upload.job_id)
-    _record_fault(con, upload, run_id, "SYS_0001", f"The file could not be checked because of an internal error "
-                  f"(reference {upload.job_id}); operators have been alerted. Upload it again under a new name later, "
-                  "or contact support with the reference.")
+        log.exception(
+            "internal error while checking %s (job %s); it goes to failed/ as SYS_0001",
+            upload.obj.key,
+            upload.job_id,
+        )
+    _record_fault(
+        con,
+        upload,
+        run_id,
+        "SYS_0001",
+        f"The file could not be checked because of an internal error "
+        f"(reference {upload.job_id}); operators have been alerted. Upload it again under a new name later, "
+        "or contact support with the reference.",
+    )
     return True
 
 
@@ -133,8 +162,10 @@ def _outcome_folder(status: str) -> str:
 
 def _result_keys(upload: Upload, valid: bool) -> list[str]:
     folder = layout.ACCEPTED if valid else layout.FAILED
-    keys = [layout.original_key(upload.inbox, folder, upload.obj.name),
-            layout.feedback_key(upload.inbox, folder, upload.obj.name, upload.job_id)]
+    keys = [
+        layout.original_key(upload.inbox, folder, upload.obj.name),
+        layout.feedback_key(upload.inbox, folder, upload.obj.name, upload.job_id),
+    ]
     if not valid:
         keys.append(layout.errors_key(upload.inbox, upload.obj.name, upload.job_id))
     return keys
@@ -142,13 +173,23 @@ def _result_keys(upload: Upload, valid: bool) -> list[str]:
 
 def _start(con, upload: Upload, run_id: str | None) -> None:
     tables.start_job(
-        con, upload_id=upload.upload_id, tenant=upload.tenant, name=upload.obj.name, key=upload.obj.key,
-        version=upload.obj.version, size=upload.obj.size, job_id=upload.job_id, received_at=upload.received_at,
-        run_id=run_id, connector_id=upload.connector_id,
+        con,
+        upload_id=upload.upload_id,
+        tenant=upload.tenant,
+        name=upload.obj.name,
+        key=upload.obj.key,
+        version=upload.obj.version,
+        size=upload.obj.size,
+        job_id=upload.job_id,
+        received_at=upload.received_at,
+        run_id=run_id,
+        connector_id=upload.connector_id,
     )
 
 
-def _validate_and_load(store: LandingStore, con, upload: Upload, run_id: str | None, limits: IntakeLimits) -> bool:
+def _validate_and_load(
+    store: LandingStore, con, upload: Upload, run_id: str | None, limits: IntakeLimits
+) -> bool:
     now = dt.datetime.now(dt.UTC)
     # DuckDB spills the staged rows beyond this; with the reader's chunks in flight a 10M-row file stays < 2 GB
     run(con, f"SET memory_limit = '{limits.duckdb_memory}'")
@@ -156,17 +197,26 @@ def _validate_and_load(store: LandingStore, con, upload: Upload, run_id: str | N
     meters = PartnerMeters.from_ownership(tables.partner_ownership(con), upload.tenant, upload.received_at)
     with store.open_read(upload.obj.key) as raw:
         hashing = _HashingReader(raw)
-        report = validate_upload(io.BufferedReader(hashing, 1024 * 1024), upload.obj.name, meters, now=now, con=con,
-                                 limits=limits)
+        report = validate_upload(
+            io.BufferedReader(hashing, 1024 * 1024), upload.obj.name, meters, now=now, con=con, limits=limits
+        )
         hashing.read()  # hash what validation did not need to read (after a fatal file-level error)
     current = store.stat(upload.obj.key)
     if current is None or current.version != upload.obj.version:
-        log.warning("%s changed while it was validated; the new version will be processed as a new upload", upload.obj.key)
+        log.warning(
+            "%s changed while it was validated; the new version will be processed as a new upload",
+            upload.obj.key,
+        )
         tables.abandon_job(con, upload.upload_id, upload.job_id)
         return False
     tables.finish_job(
-        con, upload_id=upload.upload_id, job_id=upload.job_id, received_at=upload.received_at, report=report,
-        sha256=hashing.sha256.hexdigest(), result_keys=_result_keys(upload, report.valid),
+        con,
+        upload_id=upload.upload_id,
+        job_id=upload.job_id,
+        received_at=upload.received_at,
+        report=report,
+        sha256=hashing.sha256.hexdigest(),
+        result_keys=_result_keys(upload, report.valid),
         processed_at=dt.datetime.now(dt.UTC),
     )
     return True
@@ -179,9 +229,16 @@ def _record_fault(con, upload: Upload, run_id: str | None, code: str, message: s
     report.details.append(Finding(0, "", code, message))
     report.error_lines = 1
     _start(con, upload, run_id)
-    tables.finish_job(con, upload_id=upload.upload_id, job_id=upload.job_id, received_at=upload.received_at,
-                      report=report, sha256=None, result_keys=_result_keys(upload, False),
-                      processed_at=dt.datetime.now(dt.UTC))
+    tables.finish_job(
+        con,
+        upload_id=upload.upload_id,
+        job_id=upload.job_id,
+        received_at=upload.received_at,
+        report=report,
+        sha256=None,
+        result_keys=_result_keys(upload, False),
+        processed_at=dt.datetime.now(dt.UTC),
+    )
 
 
 def _publish(store: LandingStore, upload: Upload, row: dict, previous_job: str | None, errors: list) -> None:
@@ -191,15 +248,28 @@ def _publish(store: LandingStore, upload: Upload, row: dict, previous_job: str |
     summary = json.loads(row["summary"] or "[]")
     store.write_bytes(
         layout.feedback_key(inbox, folder, name, job),
-        feedback_text(row["rows_total"] or 0, row["elapsed_ms"] or 0, row["error_count"] or 0, row["error_lines"] or 0, summary).encode(),
+        feedback_text(
+            row["rows_total"] or 0,
+            row["elapsed_ms"] or 0,
+            row["error_count"] or 0,
+            row["error_lines"] or 0,
+            summary,
+        ).encode(),
     )
     if folder == layout.FAILED:
         store.write_bytes(layout.errors_key(inbox, name, job), errors_csv(errors))
     store.write_bytes(
         layout.status_key(inbox, name),
-        status_json(file=name, job_id=job, status=row["status"], rows=row["rows_total"], errors=row["error_count"],
-                    received_at=row["received_at"], processed_at=row["processed_at"],
-                    result_keys=[k.removeprefix(upload.channel_root) for k in row["result_keys"] or []]),
+        status_json(
+            file=name,
+            job_id=job,
+            status=row["status"],
+            rows=row["rows_total"],
+            errors=row["error_count"],
+            received_at=row["received_at"],
+            processed_at=row["processed_at"],
+            result_keys=[k.removeprefix(upload.channel_root) for k in row["result_keys"] or []],
+        ),
     )
     _move_original(store, upload, layout.original_key(inbox, folder, name), previous_job)
 
@@ -213,7 +283,10 @@ def _move_original(store: LandingStore, upload: Upload, target: str, previous_jo
             store.delete(upload.obj.key)  # a crash after copy, or an identical re-upload: nothing is lost
             return
         # a re-upload of a processed name: the earlier original stays, under its own job id
-        aside = target.rsplit("/", 1)[0] + f"/{previous_job or 'earlier-' + existing.version}.{layout.result_name(upload.obj.name)}"
+        aside = (
+            target.rsplit("/", 1)[0]
+            + f"/{previous_job or 'earlier-' + existing.version}.{layout.result_name(upload.obj.name)}"
+        )
         store.move(target, aside)
     try:
         store.move(upload.obj.key, target, expected_version=upload.obj.version)
@@ -236,6 +309,14 @@ def write_pending_status(store: LandingStore, upload: Upload, status: str) -> No
     """QUEUED (sensor) or PROCESSING: the status object before there is an outcome."""
     store.write_bytes(
         layout.status_key(upload.inbox, upload.obj.name),
-        status_json(file=upload.obj.name, job_id=upload.job_id, status=status, rows=None, errors=None,
-                    received_at=upload.received_at, processed_at=None, result_keys=[]),
+        status_json(
+            file=upload.obj.name,
+            job_id=upload.job_id,
+            status=status,
+            rows=None,
+            errors=None,
+            received_at=upload.received_at,
+            processed_at=None,
+            result_keys=[],
+        ),
     )

@@ -68,11 +68,15 @@ class _CappedReader(io.RawIOBase):
         except (OSError, EOFError, zlib.error) as exc:
             if not self._compressed:
                 raise
-            raise FileLevelError(Finding(0, "", "FIL_0003", f"The compressed file is corrupt or truncated ({exc}).")) from exc
+            raise FileLevelError(
+                Finding(0, "", "FIL_0003", f"The compressed file is corrupt or truncated ({exc}).")
+            ) from exc
         self._total += len(data)
         if self._total > self._limit:
             what = "expands to more than" if self._compressed else "is larger than"
-            raise FileLevelError(Finding(0, "", "FIL_0004", f"The file {what} {self._limit // 1024**2:,} MB; split it."))
+            raise FileLevelError(
+                Finding(0, "", "FIL_0004", f"The file {what} {self._limit // 1024**2:,} MB; split it.")
+            )
         buffer[: len(data)] = data
         return len(data)
 
@@ -109,13 +113,20 @@ def read_header(stream: BinaryIO, limits: IntakeLimits = DEFAULT_LIMITS) -> byte
     if len(first) > limits.max_line_bytes and not first.endswith(b"\n"):
         raise FileLevelError(Finding(1, "", "LIN_0004", _too_long(None, limits)))
     if not first.strip(b"\xef\xbb\xbf \t\r\n"):
-        raise FileLevelError(Finding(0, "", "FIL_0001", "The file is empty: expected a header line and data rows."))
+        raise FileLevelError(
+            Finding(0, "", "FIL_0001", "The file is empty: expected a header line and data rows.")
+        )
     text = first[3:] if first.startswith(b"\xef\xbb\xbf") else first
     return text.rstrip(b"\r\n")
 
 
-def iter_chunks(stream: BinaryIO, header: Header, chunk_bytes: int = CHUNK_BYTES, limits: IntakeLimits = DEFAULT_LIMITS,
-                deadline: float | None = None) -> Iterator[Chunk]:
+def iter_chunks(
+    stream: BinaryIO,
+    header: Header,
+    chunk_bytes: int = CHUNK_BYTES,
+    limits: IntakeLimits = DEFAULT_LIMITS,
+    deadline: float | None = None,
+) -> Iterator[Chunk]:
     """Yield the data rows (lines 2..) chunk by chunk; raise FileLevelError when a file-wide limit is passed."""
     next_line, carry, size = 2, b"", min(FIRST_CHUNK_BYTES, chunk_bytes)
     dropping = False  # the current line passed the length limit: its bytes are skipped up to its end
@@ -150,19 +161,30 @@ def iter_chunks(stream: BinaryIO, header: Header, chunk_bytes: int = CHUNK_BYTES
         for start in range(0, ends.size, CHUNK_LINES):
             stop = min(start + CHUNK_LINES, ends.size)
             first_byte = 0 if start == 0 else int(ends[start - 1]) + 1
-            yield _parse(body[first_byte : int(ends[stop - 1]) + 1], next_line + start, header, limits, deadline)
+            yield _parse(
+                body[first_byte : int(ends[stop - 1]) + 1], next_line + start, header, limits, deadline
+            )
         next_line += ends.size
 
 
 def _check_lines(next_line: int, more: int, limits: IntakeLimits) -> None:
     if next_line - 2 + more > limits.max_lines:
-        raise FileLevelError(Finding(0, "", "FIL_0007", f"The file has more than {limits.max_lines:,} lines; split it."))
+        raise FileLevelError(
+            Finding(0, "", "FIL_0007", f"The file has more than {limits.max_lines:,} lines; split it.")
+        )
 
 
 def check_deadline(deadline: float | None, limits: IntakeLimits) -> None:
     if deadline is not None and time.monotonic() > deadline:
-        raise FileLevelError(Finding(0, "", "FIL_0008", f"Checking the file took longer than {limits.max_seconds:,.0f} "
-                                                        "seconds; split it into smaller files."))
+        raise FileLevelError(
+            Finding(
+                0,
+                "",
+                "FIL_0008",
+                f"Checking the file took longer than {limits.max_seconds:,.0f} "
+                "seconds; split it into smaller files.",
+            )
+        )
 
 
 def _too_long(length: int | None, limits: IntakeLimits) -> str:
@@ -183,8 +205,13 @@ def _per_line(mask: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return found
 
 
-def _parse(body: bytes, first_line: int, header: Header, limits: IntakeLimits = DEFAULT_LIMITS,
-           deadline: float | None = None) -> Chunk:
+def _parse(
+    body: bytes,
+    first_line: int,
+    header: Header,
+    limits: IntakeLimits = DEFAULT_LIMITS,
+    deadline: float | None = None,
+) -> Chunk:
     """Sort the lines by a byte scan; only lines with quotes, NULs or invalid UTF-8 take the exact path."""
     width = len(header.names)
     if not body:
@@ -207,13 +234,27 @@ def _parse(body: bytes, first_line: int, header: Header, limits: IntakeLimits = 
     miscounted = (commas != width - 1) & ~exact & ~long & ~blank
     good = ~(exact | miscounted | long | blank)
     lines = np.arange(ends.size, dtype=np.int64) + first_line
-    findings = [Finding(int(lines[i]), "", "LIN_0004", _too_long(int(lengths[i]), limits))
-                for i in np.flatnonzero(long)[:KEEP_FINDINGS]]
+    findings = [
+        Finding(int(lines[i]), "", "LIN_0004", _too_long(int(lengths[i]), limits))
+        for i in np.flatnonzero(long)[:KEEP_FINDINGS]
+    ]
     fields = commas[miscounted] + 1
-    findings += [Finding(int(n), "", "LIN_0001" if f < width else "LIN_0002", f"Line has {f} fields; the header has {width}.")
-                 for n, f in zip(lines[miscounted][:KEEP_FINDINGS], fields[:KEEP_FINDINGS], strict=True)]
-    counts = Counter({("", "LIN_0004"): int(long.sum()), ("", "LIN_0001"): int((fields < width).sum()),
-                      ("", "LIN_0002"): int((fields > width).sum())})
+    findings += [
+        Finding(
+            int(n),
+            "",
+            "LIN_0001" if f < width else "LIN_0002",
+            f"Line has {f} fields; the header has {width}.",
+        )
+        for n, f in zip(lines[miscounted][:KEEP_FINDINGS], fields[:KEEP_FINDINGS], strict=True)
+    ]
+    counts = Counter(
+        {
+            ("", "LIN_0004"): int(long.sum()),
+            ("", "LIN_0001"): int((fields < width).sum()),
+            ("", "LIN_0002"): int((fields > width).sum()),
+        }
+    )
     error_lines = [lines[long], lines[miscounted]]
     frames = []
     if good.any():
@@ -224,8 +265,14 @@ def _parse(body: bytes, first_line: int, header: Header, limits: IntakeLimits = 
         frames.append(frame.with_columns(pl.Series("line", lines[good], dtype=pl.Int64)))
     if exact.any():
         picked = np.flatnonzero(exact)
-        slow = _parse_exact(b"".join(body[starts[i] : ends[i] + 1] for i in picked), 0, header,
-                            line_numbers=lines[picked], limits=limits, deadline=deadline)
+        slow = _parse_exact(
+            b"".join(body[starts[i] : ends[i] + 1] for i in picked),
+            0,
+            header,
+            line_numbers=lines[picked],
+            limits=limits,
+            deadline=deadline,
+        )
         frames.append(slow.frame)
         findings += slow.findings
         counts.update(slow.counts)
@@ -256,8 +303,14 @@ def _runs(body: bytes, starts: np.ndarray, ends: np.ndarray, good: np.ndarray) -
 def _read_clean(body: bytes, header: Header) -> pl.DataFrame | None:
     try:
         frame = pl.read_csv(
-            body, has_header=False, new_columns=header.names, infer_schema=False, quote_char=None,
-            encoding="utf8", truncate_ragged_lines=False, raise_if_empty=False,
+            body,
+            has_header=False,
+            new_columns=header.names,
+            infer_schema=False,
+            quote_char=None,
+            encoding="utf8",
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
         )
     except Exception:  # noqa: BLE001 - the caller falls back to the exact path
         return None
@@ -268,8 +321,14 @@ def _read_clean(body: bytes, header: Header) -> pl.DataFrame | None:
     return frame.with_columns(pl.all().replace("", None))
 
 
-def _parse_exact(body: bytes, first_line: int, header: Header, line_numbers: np.ndarray | None = None,
-                 limits: IntakeLimits = DEFAULT_LIMITS, deadline: float | None = None) -> Chunk:
+def _parse_exact(
+    body: bytes,
+    first_line: int,
+    header: Header,
+    line_numbers: np.ndarray | None = None,
+    limits: IntakeLimits = DEFAULT_LIMITS,
+    deadline: float | None = None,
+) -> Chunk:
     """Line by line with Python's csv module; `line_numbers` gives each line's number when they are not consecutive."""
     width = len(header.names)
     findings: list[Finding] = []
@@ -298,7 +357,11 @@ def _parse_exact(body: bytes, first_line: int, header: Header, line_numbers: np.
             text = raw_line.decode("utf-8")
         except UnicodeDecodeError as exc:
             bad = raw_line[exc.start : exc.start + 4]
-            report(line_no, "FIL_0002", f"Line is not UTF-8 text: invalid bytes {bad!r} at position {exc.start + 1}.")
+            report(
+                line_no,
+                "FIL_0002",
+                f"Line is not UTF-8 text: invalid bytes {bad!r} at position {exc.start + 1}.",
+            )
             continue
         if "\x00" in text:
             report(line_no, "FIL_0002", "Line contains a NUL byte: the file is not text.")
@@ -315,11 +378,16 @@ def _parse_exact(body: bytes, first_line: int, header: Header, line_numbers: np.
         else:
             fields = text.split(",")
         if len(fields) != width:
-            report(line_no, "LIN_0001" if len(fields) < width else "LIN_0002",
-                   f"Line has {len(fields)} fields; the header has {width}.")
+            report(
+                line_no,
+                "LIN_0001" if len(fields) < width else "LIN_0002",
+                f"Line has {len(fields)} fields; the header has {width}.",
+            )
             continue
         rows.append([f.strip(" \t\r") or None for f in fields])  # as the fast path: CR counts as whitespace
         kept_lines.append(line_no)
     columns = {name: [r[i] for r in rows] for i, name in enumerate(header.names)}
-    frame = pl.DataFrame({**columns, "line": kept_lines}, schema={**dict.fromkeys(header.names, pl.String), "line": pl.Int64})
+    frame = pl.DataFrame(
+        {**columns, "line": kept_lines}, schema={**dict.fromkeys(header.names, pl.String), "line": pl.Int64}
+    )
     return Chunk(frame, findings, counts, np.array(error_lines, dtype=np.int64))

@@ -26,9 +26,13 @@ def errors_csv(rows: Iterable[tuple[int, str, str, str]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def feedback_text(lines_parsed: int, elapsed_ms: int, error_count: int, error_lines: int, summary: list) -> str:
+def feedback_text(
+    lines_parsed: int, elapsed_ms: int, error_count: int, error_lines: int, summary: list
+) -> str:
     """First line as the platform's guide shows it, then one line per (column, code) with its exact count."""
-    out = [f"Parsed {lines_parsed} lines in {elapsed_ms} milliseconds, found {error_count} errors on {error_lines} lines"]
+    out = [
+        f"Parsed {lines_parsed} lines in {elapsed_ms} milliseconds, found {error_count} errors on {error_lines} lines"
+    ]
     for column, code, count in sorted(summary, key=lambda s: (CATALOGUE[s[1]].severity != ERROR, s[1], s[0])):
         entry = CATALOGUE[code]
         kind = "errors" if entry.severity == ERROR else "warnings"
@@ -37,7 +41,9 @@ def feedback_text(lines_parsed: int, elapsed_ms: int, error_count: int, error_li
     return "\n".join(out) + "\n"
 
 
-def status_json(*, file: str, job_id: str, status: str, rows, errors, received_at, processed_at, result_keys) -> bytes:
+def status_json(
+    *, file: str, job_id: str, status: str, rows, errors, received_at, processed_at, result_keys
+) -> bytes:
     body = {
         "file": file,
         "job_id": job_id,

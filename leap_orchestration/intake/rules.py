@@ -69,7 +69,10 @@ def prepare(frame: pl.DataFrame, meters: PartnerMeters, now: dt.datetime) -> pl.
         _number(NET).alias("_net"),
         _number(CONSUMED).alias("_consumed"),
         _number(GENERATED).alias("_generated"),
-        pl.col(FINAL).str.to_lowercase().replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean).alias("_final"),
+        pl.col(FINAL)
+        .str.to_lowercase()
+        .replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
+        .alias("_final"),
     )
     frame = frame.with_columns(
         pl.col("_meter").is_in(list(meters.known)).alias("_known"),
@@ -85,7 +88,10 @@ def _owned_for_interval(frame: pl.DataFrame, meters: PartnerMeters) -> pl.Series
     covered = (
         rows.drop_nulls()
         .join(meters.windows, left_on="_meter", right_on="meter_id", how="inner")
-        .filter((pl.col("valid_from") <= pl.col("_start")) & (pl.col("valid_to").is_null() | (pl.col("_end") <= pl.col("valid_to"))))
+        .filter(
+            (pl.col("valid_from") <= pl.col("_start"))
+            & (pl.col("valid_to").is_null() | (pl.col("_end") <= pl.col("valid_to")))
+        )
         .select("line")
         .unique()
     )
@@ -128,7 +134,9 @@ class IntervalDataModel(pa.DataFrameModel):
     mtr_0002 = pa.check(METER, name="MTR_0002")(_ok(~_present(METER) | _m.is_not_null()))
     mtr_0003 = pa.check(METER, name="MTR_0003")(_ok(_m.is_null() | pl.col("_known")))
     own_0001 = pa.check(METER, name="OWN_0001")(_ok(~pl.col("_known") | ~pl.col("_utility")))
-    own_0002 = pa.check(METER, name="OWN_0002")(_ok(~pl.col("_known") | pl.col("_utility") | pl.col("_owned_now")))
+    own_0002 = pa.check(METER, name="OWN_0002")(
+        _ok(~pl.col("_known") | pl.col("_utility") | pl.col("_owned_now"))
+    )
     own_0003 = pa.check(METER, name="OWN_0003")(
         _ok(~pl.col("_known") | pl.col("_utility") | _s.is_null() | _e.is_null() | pl.col("_owned_interval"))
     )
@@ -141,16 +149,29 @@ class IntervalDataModel(pa.DataFrameModel):
     etm_0003 = pa.check(END, name="ETM_0003")(_ok(_e.is_null() | (_aligned(_e) & (_e <= _now))))
     dtr_0003 = pa.check(END, name="DTR_0003")(_ok(_s.is_null() | _e.is_null() | (_e - _s == INTERVAL)))
 
-    con_0002 = pa.check(CONSUMED, name="CON_0002")(_ok(~_present(CONSUMED) | pl.col("_consumed").is_not_null()))
-    con_0003 = pa.check(CONSUMED, name="CON_0003")(_ok(pl.col("_consumed").is_null() | (pl.col("_consumed") >= 0)))
-    gen_0002 = pa.check(GENERATED, name="GEN_0002")(_ok(~_present(GENERATED) | pl.col("_generated").is_not_null()))
-    gen_0003 = pa.check(GENERATED, name="GEN_0003")(_ok(pl.col("_generated").is_null() | (pl.col("_generated") >= 0)))
+    con_0002 = pa.check(CONSUMED, name="CON_0002")(
+        _ok(~_present(CONSUMED) | pl.col("_consumed").is_not_null())
+    )
+    con_0003 = pa.check(CONSUMED, name="CON_0003")(
+        _ok(pl.col("_consumed").is_null() | (pl.col("_consumed") >= 0))
+    )
+    gen_0002 = pa.check(GENERATED, name="GEN_0002")(
+        _ok(~_present(GENERATED) | pl.col("_generated").is_not_null())
+    )
+    gen_0003 = pa.check(GENERATED, name="GEN_0003")(
+        _ok(pl.col("_generated").is_null() | (pl.col("_generated") >= 0))
+    )
     net_0002 = pa.check(NET, name="NET_0002")(_ok(~_present(NET) | pl.col("_net").is_not_null()))
 
     fnl_0002 = pa.check(FINAL, name="FNL_0002")(_ok(~_present(FINAL) | pl.col("_final").is_not_null()))
-    reg_0002 = pa.check(REGION, name="REG_0002")(_ok(~_present(REGION) | pl.col(REGION).str.contains(r"^[A-Za-z]+$")))
+    reg_0002 = pa.check(REGION, name="REG_0002")(
+        _ok(~_present(REGION) | pl.col(REGION).str.contains(r"^[A-Za-z]+$"))
+    )
     reg_0003 = pa.check(REGION, name="REG_0003")(
-        _ok(~pl.col(REGION).str.contains(r"^[A-Za-z]+$").fill_null(False) | pl.col(REGION).str.contains(r"^[A-Z]{2}$"))
+        _ok(
+            ~pl.col(REGION).str.contains(r"^[A-Za-z]+$").fill_null(False)
+            | pl.col(REGION).str.contains(r"^[A-Z]{2}$")
+        )
     )
 
     @pa.dataframe_check(name="NRG_0001")

@@ -16,11 +16,12 @@ STAGE = "stage_rows"
 
 
 def create(con: duckdb.DuckDBPyConnection) -> None:
-    run(con, 
+    run(
+        con,
         f"""CREATE OR REPLACE TEMP TABLE {STAGE} (
             line BIGINT, meter_id VARCHAR, interval_start_utc TIMESTAMPTZ, interval_end_utc TIMESTAMPTZ,
             energy_consumed_kwh DOUBLE, energy_generated_kwh DOUBLE, energy_net_kwh DOUBLE,
-            final BOOLEAN, region VARCHAR)"""
+            final BOOLEAN, region VARCHAR)""",
     )
 
 
@@ -59,7 +60,8 @@ def duplicates(con: duckdb.DuckDBPyConnection, keep: int) -> Duplicates:
     Identical repeats are removed from the stage so that the load sees each (meter, interval) once. Only the
     first `keep` findings are fetched with their messages: a file of ten million repeats stays in DuckDB.
     """
-    run(con,
+    run(
+        con,
         f"""CREATE OR REPLACE TEMP TABLE stage_duplicates AS
             WITH d AS (SELECT meter_id, interval_start_utc FROM {STAGE} GROUP BY ALL HAVING count(*) > 1),
             v AS (
@@ -70,28 +72,51 @@ def duplicates(con: duckdb.DuckDBPyConnection, keep: int) -> Duplicates:
               FROM {STAGE} SEMI JOIN d USING (meter_id, interval_start_utc) WINDOW w AS (PARTITION BY meter_id, interval_start_utc ORDER BY line
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
             SELECT line, first_line, vals IS DISTINCT FROM first_vals AS conflicting, meter_id, interval_start_utc
-            FROM v WHERE line <> first_line"""
+            FROM v WHERE line <> first_line""",
     )
     try:
-        counts = Counter({("", "DUP_0001" if conflicting else "DUP_0002"): n for conflicting, n in con.execute(
-            "SELECT conflicting, count(*) FROM stage_duplicates GROUP BY ALL").fetchall()})
+        counts = Counter(
+            {
+                ("", "DUP_0001" if conflicting else "DUP_0002"): n
+                for conflicting, n in con.execute(
+                    "SELECT conflicting, count(*) FROM stage_duplicates GROUP BY ALL"
+                ).fetchall()
+            }
+        )
         error_lines = con.execute("SELECT line FROM stage_duplicates WHERE conflicting").fetchnumpy()["line"]
         first = con.execute(
             """SELECT line, first_line, conflicting, meter_id, strftime(interval_start_utc, '%Y-%m-%dT%H:%M:%SZ')
-               FROM stage_duplicates ORDER BY line LIMIT ?""", [keep]).fetchall()
+               FROM stage_duplicates ORDER BY line LIMIT ?""",
+            [keep],
+        ).fetchall()
     finally:
         run(con, "DROP TABLE stage_duplicates")
     findings = []
     for line, first_line, conflicting, meter, start in first:
         if conflicting:
-            findings.append(Finding(line, "", "DUP_0001", f"Meter '{meter}' interval {start} is also on line {first_line} with different values."))
+            findings.append(
+                Finding(
+                    line,
+                    "",
+                    "DUP_0001",
+                    f"Meter '{meter}' interval {start} is also on line {first_line} with different values.",
+                )
+            )
         else:
-            findings.append(Finding(line, "", "DUP_0002", f"Meter '{meter}' interval {start} repeats line {first_line} exactly; kept once."))
+            findings.append(
+                Finding(
+                    line,
+                    "",
+                    "DUP_0002",
+                    f"Meter '{meter}' interval {start} repeats line {first_line} exactly; kept once.",
+                )
+            )
     if counts:
-        run(con,
+        run(
+            con,
             f"""DELETE FROM {STAGE} WHERE line IN (
                   SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY meter_id, interval_start_utc ORDER BY line) AS k
-                                    FROM {STAGE}) WHERE k > 1)"""
+                                    FROM {STAGE}) WHERE k > 1)""",
         )
     return Duplicates(counts, np.asarray(error_lines, dtype=np.int64), findings)
 

@@ -24,8 +24,16 @@ class TickPlan:
     state: dict = field(default_factory=dict)
 
 
-def plan_tick(pending: list[Upload], state: dict, now: float, *, settle_seconds: float, retry_seconds: float,
-              max_per_run: int, max_runs: int) -> TickPlan:
+def plan_tick(
+    pending: list[Upload],
+    state: dict,
+    now: float,
+    *,
+    settle_seconds: float,
+    retry_seconds: float,
+    max_per_run: int,
+    max_runs: int,
+) -> TickPlan:
     seen_before = state.get("seen", {})
     requested_before = state.get("requested", {})
     seen, requested, ready = {}, {}, []
@@ -48,7 +56,9 @@ def plan_tick(pending: list[Upload], state: dict, now: float, *, settle_seconds:
     for start in range(0, min(len(ready), max_per_run * max_runs), max_per_run):
         batch = ready[start : start + max_per_run]
         attempts = [requested_before.get(u.obj.key, [None, 0, 0]) for u in batch]
-        attempt = max((a[2] + 1 if a[0] == u.obj.version else 1) for a, u in zip(attempts, batch, strict=True))
+        attempt = max(
+            (a[2] + 1 if a[0] == u.obj.version else 1) for a, u in zip(attempts, batch, strict=True)
+        )
         plan.batches.append(batch)
         plan.run_keys.append(f"uploads-{batch_digest(batch)}-{attempt}")
         for u in batch:
@@ -59,7 +69,9 @@ def plan_tick(pending: list[Upload], state: dict, now: float, *, settle_seconds:
 
 def batch_digest(batch: list[Upload]) -> str:
     """Names a set of file versions (order-free): the stable part of a run key."""
-    return hashlib.sha256("\n".join(sorted(f"{u.obj.key}@{u.obj.version}" for u in batch)).encode()).hexdigest()[:20]
+    return hashlib.sha256(
+        "\n".join(sorted(f"{u.obj.key}@{u.obj.version}" for u in batch)).encode()
+    ).hexdigest()[:20]
 
 
 def config_entry(upload: Upload) -> str:

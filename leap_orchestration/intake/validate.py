@@ -54,9 +54,13 @@ class ValidationReport:
 class _Collector:
     def __init__(self, report: ValidationReport, cap: int):
         self.report, self.cap = report, cap
-        self.error_line_sets: list[pl.Series] = []  # one per batch, never per finding: a bad file has millions
+        self.error_line_sets: list[
+            pl.Series
+        ] = []  # one per batch, never per finding: a bad file has millions
 
-    def add(self, findings: list[Finding], counts: Counter | None = None, error_lines: np.ndarray | None = None) -> None:
+    def add(
+        self, findings: list[Finding], counts: Counter | None = None, error_lines: np.ndarray | None = None
+    ) -> None:
         """Findings with messages; `counts` and `error_lines` are exact when `findings` holds only the first few."""
         if counts is None:
             counts = Counter((f.column, f.code) for f in findings)
@@ -66,7 +70,9 @@ class _Collector:
             self.error_line_sets.append(pl.Series(error_lines, dtype=pl.Int64))
         for f in findings:
             kept = self.report.details if f.severity == ERROR else self.report.warnings
-            if len(kept) < self.cap or f.line == 0:  # a file-level finding is kept even past the cap (sorted first)
+            if (
+                len(kept) < self.cap or f.line == 0
+            ):  # a file-level finding is kept even past the cap (sorted first)
                 kept.append(f)
 
     def add_frame(self, failures: pl.DataFrame, rows: pl.DataFrame) -> None:
@@ -79,7 +85,9 @@ class _Collector:
             kept = failures.sort("line").head(room).join(rows, on="line", how="left")
             for rec in kept.iter_rows(named=True):
                 column = rec["column"] or ""
-                self.report.details.append(Finding(rec["line"], column, rec["code"], render(rec["code"], rec, column)))
+                self.report.details.append(
+                    Finding(rec["line"], column, rec["code"], render(rec["code"], rec, column))
+                )
 
     def finish(self) -> None:
         self.report.details.sort(key=lambda f: (f.line, f.column))
@@ -106,7 +114,9 @@ def validate_upload(
         with tempfile.TemporaryDirectory(prefix="leap-validate-") as spill:
             scratch = duckdb.connect(config={"memory_limit": limits.duckdb_memory, "temp_directory": spill})
             try:
-                return validate_upload(stream, file_name, meters, now=now, con=scratch, cap=cap, limits=limits)
+                return validate_upload(
+                    stream, file_name, meters, now=now, con=scratch, cap=cap, limits=limits
+                )
             finally:
                 scratch.close()
     started = time.perf_counter()
@@ -118,8 +128,17 @@ def validate_upload(
     if not file_name.lower().endswith(ACCEPTED_SUFFIXES):
         collect.add([Finding(0, "", "FIL_0005", f"File name '{file_name}' must end in .csv or .csv.gz.")])
     if len(file_name.encode()) > MAX_NAME_BYTES:
-        collect.add([Finding(0, "", "FIL_0009", f"The file name '{file_name}' is {len(file_name.encode())} bytes long; "
-                                                f"names may be at most {MAX_NAME_BYTES} bytes.")])
+        collect.add(
+            [
+                Finding(
+                    0,
+                    "",
+                    "FIL_0009",
+                    f"The file name '{file_name}' is {len(file_name.encode())} bytes long; "
+                    f"names may be at most {MAX_NAME_BYTES} bytes.",
+                )
+            ]
+        )
     try:
         data = open_upload(stream, limits)
         raw_header = read_header(data, limits)

@@ -14,7 +14,14 @@ import functools
 
 import holidays
 
-NERC_HOLIDAYS = ("New Year's Day", "Memorial Day", "Independence Day", "Labor Day", "Thanksgiving Day", "Christmas Day")
+NERC_HOLIDAYS = (
+    "New Year's Day",
+    "Memorial Day",
+    "Independence Day",
+    "Labor Day",
+    "Thanksgiving Day",
+    "Christmas Day",
+)
 
 
 @functools.cache
@@ -30,4 +37,6 @@ def holiday_dates(calendar: str, year: int) -> frozenset[dt.date]:
 
 
 def holidays_between(calendar: str, first: dt.date, last: dt.date) -> list[dt.date]:
-    return sorted(d for y in range(first.year, last.year + 1) for d in holiday_dates(calendar, y) if first <= d <= last)
+    return sorted(
+        d for y in range(first.year, last.year + 1) for d in holiday_dates(calendar, y) if first <= d <= last
+    )

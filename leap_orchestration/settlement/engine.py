@@ -23,7 +23,11 @@ from leap_orchestration.settlement.presets import SATURDAY, SUNDAY_HOLIDAY, WEEK
 from leap_orchestration.warehouse.duck import run
 
 INTERVAL = dt.timedelta(minutes=15)
-CHANNEL_COLUMN = {"net": "energy_net_kwh", "consumed": "energy_consumed_kwh", "generated": "energy_generated_kwh"}
+CHANNEL_COLUMN = {
+    "net": "energy_net_kwh",
+    "consumed": "energy_consumed_kwh",
+    "generated": "energy_generated_kwh",
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,10 @@ def _day_type_sql(split: str, day: str) -> str:
     holiday = f"{day} IN (SELECT day FROM _holidays)"
     dow = f"isodow({day})"
     if split == "weekday/saturday/sunday":
-        return (f"CASE WHEN {dow} = 7 OR {holiday} THEN '{SUNDAY_HOLIDAY}' WHEN {dow} = 6 THEN '{SATURDAY}' "
-                f"ELSE '{WEEKDAY}' END")
+        return (
+            f"CASE WHEN {dow} = 7 OR {holiday} THEN '{SUNDAY_HOLIDAY}' WHEN {dow} = 6 THEN '{SATURDAY}' "
+            f"ELSE '{WEEKDAY}' END"
+        )
     return f"CASE WHEN {dow} >= 6 OR {holiday} THEN '{WEEKEND_HOLIDAY}' ELSE '{WEEKDAY}' END"
 
 
@@ -89,35 +95,66 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
     preset = event.preset
     windows = _window_table(event)
     from_ts, to_ts = reading_range(event)
-    run(con, "CREATE OR REPLACE TEMP TABLE _holidays AS SELECT unnest(?::DATE[]) AS day",
-        [holidays_between(event.holiday_calendar, from_ts.date() - dt.timedelta(days=1), to_ts.date() + dt.timedelta(days=1))])
-    run(con, "CREATE OR REPLACE TEMP TABLE _windows AS SELECT unnest(?::VARCHAR[]) AS role, unnest(?::TIMESTAMPTZ[]) AS ts",
-        [[r for r, _ in windows], [t for _, t in windows]])
-    run(con, """CREATE OR REPLACE TEMP TABLE _rules (day_type VARCHAR, y INTEGER, selection VARCHAR, x INTEGER,
-                lookback INTEGER, first_back INTEGER, low_usage BOOLEAN)""")
+    run(
+        con,
+        "CREATE OR REPLACE TEMP TABLE _holidays AS SELECT unnest(?::DATE[]) AS day",
+        [
+            holidays_between(
+                event.holiday_calendar,
+                from_ts.date() - dt.timedelta(days=1),
+                to_ts.date() + dt.timedelta(days=1),
+            )
+        ],
+    )
+    run(
+        con,
+        "CREATE OR REPLACE TEMP TABLE _windows AS SELECT unnest(?::VARCHAR[]) AS role, unnest(?::TIMESTAMPTZ[]) AS ts",
+        [[r for r, _ in windows], [t for _, t in windows]],
+    )
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _rules (day_type VARCHAR, y INTEGER, selection VARCHAR, x INTEGER,
+                lookback INTEGER, first_back INTEGER, low_usage BOOLEAN)""",
+    )
     if preset.rules:
-        con.executemany("INSERT INTO _rules VALUES (?, ?, ?, ?, ?, ?, ?)", [
-            (t, r.days, r.selection, r.keep, r.lookback_days, r.first_day_back, r.low_usage) for t, r in preset.rules.items()])
+        con.executemany(
+            "INSERT INTO _rules VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (t, r.days, r.selection, r.keep, r.lookback_days, r.first_day_back, r.low_usage)
+                for t, r in preset.rules.items()
+            ],
+        )
     # meters enrolled at the event's start, with the event's local day in their zone
-    run(con, """CREATE OR REPLACE TEMP TABLE _meters AS
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _meters AS
         SELECT m.meter_id, m.timezone, (CAST($start AS TIMESTAMPTZ) AT TIME ZONE m.timezone)::DATE AS event_day,
                dense_rank() OVER (ORDER BY m.timezone)::INTEGER AS zone  -- a narrow join key per reading
         FROM meters m
         WHERE m.meter_id IN (SELECT meter_id FROM meter_enrollments WHERE program_id = $program
                              AND valid_from <= $start AND (valid_to IS NULL OR valid_to > $start))""",
-        {"program": event.program_id, "start": event.start_utc})
+        {"program": event.program_id, "start": event.start_utc},
+    )
     # the local slot of every window interval, per time zone (the same for every meter of a zone)
-    run(con, """CREATE OR REPLACE TEMP TABLE _zone_slots AS
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _zone_slots AS
         SELECT z.timezone, w.role, w.ts,
                date_diff('minute', date_trunc('day', w.ts AT TIME ZONE z.timezone), w.ts AT TIME ZONE z.timezone) AS slot
-        FROM (SELECT DISTINCT timezone FROM _meters) z CROSS JOIN _windows w""")
+        FROM (SELECT DISTINCT timezone FROM _meters) z CROSS JOIN _windows w""",
+    )
     # the adjustment windows' slots, each once: a repeated slot of a 25-hour event day is one slot (its value is
     # the mean of both readings), as in the candidate days
-    run(con, """CREATE OR REPLACE TEMP TABLE _adjust_slots AS
-        SELECT DISTINCT timezone, slot FROM _zone_slots WHERE role = 'adjust'""")
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _adjust_slots AS
+        SELECT DISTINCT timezone, slot FROM _zone_slots WHERE role = 'adjust'""",
+    )
     # every UTC instant of the reading range whose local slot is a needed one, with its local day; w: 1/2 for
     # each of a 25-hour day's two readings of a slot (the day's value there is their mean), else 1
-    run(con, """CREATE OR REPLACE TEMP TABLE _calendar AS
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _calendar AS
         WITH ticks AS (SELECT unnest(generate_series(CAST($from_ts AS TIMESTAMPTZ), CAST($to_ts AS TIMESTAMPTZ) - INTERVAL 15 MINUTE,
                                                       INTERVAL 15 MINUTE)) AS ts),
         local AS (SELECT z.timezone, z.zone, t.ts, t.ts AT TIME ZONE z.timezone AS lt
@@ -127,7 +164,8 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
             FROM local l JOIN (SELECT DISTINCT timezone, slot, role FROM _zone_slots) s
               ON s.timezone = l.timezone AND s.slot = date_diff('minute', date_trunc('day', l.lt), l.lt))
         SELECT *, 1.0 / count(*) OVER (PARTITION BY timezone, day, slot) AS w FROM needed""",
-        {"from_ts": from_ts, "to_ts": to_ts})
+        {"from_ts": from_ts, "to_ts": to_ts},
+    )
     # instants any zone needs: a one-column filter that drops most readings before the joins
     run(con, "CREATE OR REPLACE TEMP TABLE _calendar_ts AS SELECT DISTINCT ts FROM _calendar")
     value = CHANNEL_COLUMN[event.channel]
@@ -135,22 +173,33 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
     # the event day's value per needed slot (adjustment windows, same-day baselines); only from the event day
     day_lo = min(t for _, t in windows) - dt.timedelta(hours=2)
     day_hi = max(t for _, t in windows) + dt.timedelta(hours=2)
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _event_day AS
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _event_day AS
         SELECT r.meter_id, r.slot, sum(r.value * r.w) AS value, bool_and(r.final) AS final
         FROM ({readings}) r JOIN _meters m ON m.meter_id = r.meter_id AND m.event_day = r.day
-        GROUP BY ALL HAVING sum(r.w) > 0.99""", {"lo": day_lo, "hi": day_hi})
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _actuals AS
+        GROUP BY ALL HAVING sum(r.w) > 0.99""",
+        {"lo": day_lo, "hi": day_hi},
+    )
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _actuals AS
         SELECT m.meter_id, s.ts, r.{value} AS value, r.final
         FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'event'
         LEFT JOIN (SELECT * FROM interval_readings WHERE interval_start_utc >= $start AND interval_start_utc < $end
                    AND {value} IS NOT NULL) r
-          ON r.meter_id = m.meter_id AND r.interval_start_utc = s.ts""", {"start": event.start_utc, "end": event.end_utc})
+          ON r.meter_id = m.meter_id AND r.interval_start_utc = s.ts""",
+        {"start": event.start_utc, "end": event.end_utc},
+    )
     # local days on which a meter had an event of any program it was enrolled in then
-    run(con, """CREATE OR REPLACE TEMP TABLE _event_days AS
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _event_days AS
         SELECT DISTINCT m.meter_id, (e.start_utc AT TIME ZONE m.timezone)::DATE AS day
         FROM dr_events e JOIN meter_enrollments en ON en.program_id = e.program_id
         JOIN _meters m ON m.meter_id = en.meter_id
-        WHERE en.valid_from <= e.start_utc AND (en.valid_to IS NULL OR en.valid_to > e.start_utc)""")
+        WHERE en.valid_from <= e.start_utc AND (en.valid_to IS NULL OR en.valid_to > e.start_utc)""",
+    )
     if preset.zero or preset.same_day:
         _same_day_or_zero(con, preset)
     else:
@@ -159,11 +208,16 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
 
 def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> None:
     split = preset.day_types
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _rule AS
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _rule AS
         SELECT m.meter_id, m.timezone, m.event_day, r.*
-        FROM _meters m JOIN _rules r ON r.day_type = {_day_type_sql(split, 'm.event_day')}""")
+        FROM _meters m JOIN _rules r ON r.day_type = {_day_type_sql(split, "m.event_day")}""",
+    )
     # eligible candidate days (every needed slot present) with their event-window mean, most recent first
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _eligible AS
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _eligible AS
         WITH readings AS ({readings}),
         need AS (SELECT timezone, count(DISTINCT slot) AS n FROM _zone_slots GROUP BY timezone),
         days AS (SELECT meter_id, day, sum(w) AS present,
@@ -173,11 +227,15 @@ def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> No
             SELECT d.meter_id, d.day, d.event_mean
             FROM days d JOIN _rule r USING (meter_id) JOIN need n ON n.timezone = r.timezone
             WHERE d.present > n.n - 0.01 AND d.day BETWEEN r.event_day - r.lookback AND r.event_day - r.first_back
-              AND {_day_type_sql(split, 'd.day')} = r.day_type
+              AND {_day_type_sql(split, "d.day")} = r.day_type
               AND (d.meter_id, d.day) NOT IN (SELECT meter_id, day FROM _event_days))
-        SELECT *, row_number() OVER (PARTITION BY meter_id ORDER BY day DESC) AS rn FROM candidates""", reading_range)
+        SELECT *, row_number() OVER (PARTITION BY meter_id ORDER BY day DESC) AS rn FROM candidates""",
+        reading_range,
+    )
     # the Y most recent; low-usage days (where the rule has it) replaced by the next older ones, not re-tested
-    run(con, """CREATE OR REPLACE TEMP TABLE _pool AS
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _pool AS
         WITH first_y AS (
             SELECT e.*, r.low_usage AND e.event_mean < 0.25 * avg(e.event_mean) OVER (PARTITION BY e.meter_id) AS low
             FROM _eligible e JOIN _rule r USING (meter_id) WHERE e.rn <= r.y
@@ -185,9 +243,12 @@ def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> No
         SELECT meter_id, day, event_mean FROM first_y WHERE NOT low
         UNION ALL
         SELECT e.meter_id, e.day, e.event_mean FROM _eligible e JOIN _rule r USING (meter_id)
-        JOIN lows USING (meter_id) WHERE e.rn > r.y AND e.rn <= r.y + lows.n_low""")
+        JOIN lows USING (meter_id) WHERE e.rn > r.y AND e.rn <= r.y + lows.n_low""",
+    )
     # ranking by event-window mean, a tie to the more recent day
-    run(con, """CREATE OR REPLACE TEMP TABLE _selected AS
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _selected AS
         WITH ranked AS (
             SELECT p.*, r.y, r.selection, r.x, count(*) OVER (PARTITION BY p.meter_id) AS n,
                    row_number() OVER (PARTITION BY p.meter_id ORDER BY p.event_mean DESC, p.day DESC) AS by_load
@@ -195,17 +256,24 @@ def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> No
         )
         SELECT meter_id, day FROM ranked WHERE n = y AND (
             selection = 'all' OR (selection = 'highest' AND by_load <= x)
-            OR (selection = 'middle' AND by_load > 1 AND by_load < n))""")
+            OR (selection = 'middle' AND by_load > 1 AND by_load < n))""",
+    )
     # a slot's baseline: the mean over the selected days of each day's value there (every day has them all).
     # Only the span of the selected days is read again (for most presets a fraction of the look-back).
     first, last = con.execute("SELECT min(day), max(day) FROM _selected").fetchall()[0]
     if first is not None:
-        reading_range = {"lo": max(reading_range["lo"], _utc_midnight(first) - dt.timedelta(days=1)),
-                         "hi": min(reading_range["hi"], _utc_midnight(last) + dt.timedelta(days=2))}
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _unadjusted AS
+        reading_range = {
+            "lo": max(reading_range["lo"], _utc_midnight(first) - dt.timedelta(days=1)),
+            "hi": min(reading_range["hi"], _utc_midnight(last) + dt.timedelta(days=2)),
+        }
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _unadjusted AS
         WITH n AS (SELECT meter_id, count(*) AS days FROM _selected GROUP BY meter_id)
         SELECT d.meter_id, d.slot, sum(d.value * d.w) / any_value(n.days) AS baseline, bool_and(d.final) AS final
-        FROM ({readings}) d JOIN _selected s USING (meter_id, day) JOIN n USING (meter_id) GROUP BY ALL""", reading_range)
+        FROM ({readings}) d JOIN _selected s USING (meter_id, day) JOIN n USING (meter_id) GROUP BY ALL""",
+        reading_range,
+    )
     _adjust_and_emit(con, preset)
 
 
@@ -220,52 +288,74 @@ def _adjust_and_emit(con, preset: Preset) -> None:
     else:
         factor = "avg(a.value) - avg(u.baseline)" if kind == "additive" else "NULL::DOUBLE"
         adjusted = "u.baseline + coalesce(adj.factor, 0.0)"
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _adjustment AS
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _adjustment AS
         SELECT m.meter_id, count(a.value) = count(*) AS complete, {factor} AS factor,
                bool_and(a.final) AND bool_and(u.final) AS final
         FROM _meters m JOIN _adjust_slots s ON s.timezone = m.timezone
         JOIN _unadjusted u ON u.meter_id = m.meter_id AND u.slot = s.slot
         LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
-        GROUP BY m.meter_id""")
+        GROUP BY m.meter_id""",
+    )
     run(con, "UPDATE _adjustment SET factor = NULL WHERE NOT complete")
-    _emit(con, f"""SELECT m.meter_id, s.ts, u.baseline, {adjusted} AS adjusted,
+    _emit(
+        con,
+        f"""SELECT m.meter_id, s.ts, u.baseline, {adjusted} AS adjusted,
                           u.final AND coalesce(adj.final, true) AS inputs_final,
                           adj.meter_id IS NOT NULL AND NOT adj.complete AS no_adjustment_data, adj.factor
                    FROM _meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'event'
                    JOIN _unadjusted u ON u.meter_id = m.meter_id AND u.slot = s.slot
                    LEFT JOIN _adjustment adj ON adj.meter_id = m.meter_id""",
-          days="(SELECT list(day ORDER BY day) FROM _selected x WHERE x.meter_id = m.meter_id)")
+        days="(SELECT list(day ORDER BY day) FROM _selected x WHERE x.meter_id = m.meter_id)",
+    )
 
 
 def _same_day_or_zero(con, preset: Preset) -> None:
     event_slots = "_meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'event'"
     if preset.zero:
-        _emit(con, f"""SELECT m.meter_id, s.ts, 0.0 AS baseline, 0.0 AS adjusted, true AS inputs_final,
-                              false AS no_adjustment_data, NULL::DOUBLE AS factor FROM {event_slots}""")
+        _emit(
+            con,
+            f"""SELECT m.meter_id, s.ts, 0.0 AS baseline, 0.0 AS adjusted, true AS inputs_final,
+                              false AS no_adjustment_data, NULL::DOUBLE AS factor FROM {event_slots}""",
+        )
         return
     # the baseline is the event day's own mean over the adjustment windows; a missing slot there: no numbers
-    run(con, """CREATE OR REPLACE TEMP TABLE _same_day AS
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _same_day AS
         SELECT m.meter_id, avg(a.value) AS baseline, count(a.value) = count(*) AS complete, bool_and(a.final) AS final
         FROM _meters m JOIN _adjust_slots s ON s.timezone = m.timezone
         LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
-        GROUP BY m.meter_id""")
-    _emit(con, f"""SELECT m.meter_id, s.ts, b.baseline, b.baseline AS adjusted, b.final AS inputs_final,
+        GROUP BY m.meter_id""",
+    )
+    _emit(
+        con,
+        f"""SELECT m.meter_id, s.ts, b.baseline, b.baseline AS adjusted, b.final AS inputs_final,
                           false AS no_adjustment_data, NULL::DOUBLE AS factor
                    FROM {event_slots} JOIN _same_day b ON b.meter_id = m.meter_id WHERE b.complete""",
-          missing_status="NO_ADJUSTMENT_DATA")
+        missing_status="NO_ADJUSTMENT_DATA",
+    )
 
 
-def _emit(con, baseline_rows: str, days: str = "NULL::DATE[]", missing_status: str = "INSUFFICIENT_DAYS") -> None:
+def _emit(
+    con, baseline_rows: str, days: str = "NULL::DATE[]", missing_status: str = "INSUFFICIENT_DAYS"
+) -> None:
     """_event_baselines: one row per meter with a baseline and per event interval, with the actual (NULL if
     missing); _event_status: one row per enrolled meter with the first status that applies (docs/baselines.md), the
     days the baseline used, the adjustment applied (a ratio or a kWh delta; NULL if none) and its actuals."""
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _event_baselines AS
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _event_baselines AS
         WITH b AS ({baseline_rows})
         SELECT b.meter_id, b.ts AS interval_start_utc, b.baseline AS baseline_kwh, b.adjusted AS adjusted_baseline_kwh,
                a.value AS actual_kwh, b.inputs_final AND coalesce(a.final, true) AS final, b.no_adjustment_data,
                b.factor AS adjustment
-        FROM b LEFT JOIN _actuals a ON a.meter_id = b.meter_id AND a.ts = b.ts""")
-    run(con, f"""CREATE OR REPLACE TEMP TABLE _event_status AS
+        FROM b LEFT JOIN _actuals a ON a.meter_id = b.meter_id AND a.ts = b.ts""",
+    )
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _event_status AS
         SELECT m.meter_id,
                CASE WHEN count(b.meter_id) = 0 THEN '{missing_status}'
                     WHEN bool_or(b.no_adjustment_data) THEN 'NO_ADJUSTMENT_DATA'
@@ -277,4 +367,5 @@ def _emit(con, baseline_rows: str, days: str = "NULL::DATE[]", missing_status: s
         FROM _meters m LEFT JOIN _event_baselines b USING (meter_id)
         LEFT JOIN (SELECT meter_id, count(*) AS expected, count(value) AS present, sum(value) AS actual_kwh
                    FROM _actuals GROUP BY meter_id) a ON a.meter_id = m.meter_id
-        GROUP BY m.meter_id""")
+        GROUP BY m.meter_id""",
+    )

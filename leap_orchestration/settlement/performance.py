@@ -15,8 +15,10 @@ import duckdb
 from leap_orchestration.warehouse.duck import run, transaction
 
 # per-interval signed reduction of a `baselines` row b joined with its program p
-_REDUCTION = ("CASE WHEN p.channel = 'generated' THEN b.actual_kwh - b.adjusted_baseline_kwh "
-              "ELSE b.adjusted_baseline_kwh - b.actual_kwh END")
+_REDUCTION = (
+    "CASE WHEN p.channel = 'generated' THEN b.actual_kwh - b.adjusted_baseline_kwh "
+    "ELSE b.adjusted_baseline_kwh - b.actual_kwh END"
+)
 _INTERVAL_REDUCTION = f"CASE WHEN p.clip = 'interval' THEN greatest({_REDUCTION}, 0) ELSE {_REDUCTION} END"
 
 
@@ -31,7 +33,10 @@ def rebuild_event_performance(con: duckdb.DuckDBPyConnection, now: dt.datetime) 
     """One row per meter and settled event; sums over the intervals with an actual. Meters without numbers
     (INSUFFICIENT_DAYS, NO_ADJUSTMENT_DATA for a same-day baseline, or not a single actual in the event) keep
     their actuals and interval counts, with NULL baseline and reduction."""
-    return _replace(con, "event_performance", f"""
+    return _replace(
+        con,
+        "event_performance",
+        f"""
         WITH iv AS (
             SELECT b.event_id, b.meter_id, b.adjusted_baseline_kwh, b.baseline_kwh, b.actual_kwh,
                    {_INTERVAL_REDUCTION} AS reduction
@@ -55,18 +60,24 @@ def rebuild_event_performance(con: duckdb.DuckDBPyConnection, now: dt.datetime) 
                date_diff('second', e.start_utc, e.end_utc) / 3600.0, p.channel, p.clip, $now
         FROM baseline_status s JOIN programs p USING (program_id) JOIN dr_events e USING (event_id)
         LEFT JOIN numbered n ON n.event_id = s.event_id AND n.meter_id = s.meter_id
-        LEFT JOIN sums x ON x.event_id = s.event_id AND x.meter_id = s.meter_id""", {"now": now})
+        LEFT JOIN sums x ON x.event_id = s.event_id AND x.meter_id = s.meter_id""",
+        {"now": now},
+    )
 
 
 def rebuild_hourly(con: duckdb.DuckDBPyConnection) -> int:
     """Per meter and clock hour of an event (local clock: the hour starts where the local minute is 0): the sum
     of its four intervals; an hour missing an interval or an actual is dropped."""
-    return _replace(con, "event_performance_hourly", f"""
+    return _replace(
+        con,
+        "event_performance_hourly",
+        f"""
         SELECT b.event_id, b.meter_id, b.program_id,
                b.interval_start_utc - to_minutes(minute(b.interval_start_utc AT TIME ZONE m.timezone)) AS hour_start_utc,
                sum(b.adjusted_baseline_kwh), sum(b.actual_kwh), sum({_INTERVAL_REDUCTION})
         FROM baselines b JOIN programs p USING (program_id) JOIN meters m USING (meter_id)
-        GROUP BY ALL HAVING count(b.actual_kwh) = 4""")
+        GROUP BY ALL HAVING count(b.actual_kwh) = 4""",
+    )
 
 
 # Per event: how many meters were enrolled, had numbers, were OK, and the totals over them (the columns of
@@ -88,7 +99,10 @@ def rebuild_seasons(con: duckdb.DuckDBPyConnection) -> int:
     """Per program, season and meter: Σ reduction kWh ÷ Σ event hours over the season's events the meter was
     enrolled for, an event without numbers counting as zero. Seasons come from programs.xml; an event outside
     every season falls under the UTC year of its start."""
-    return _replace(con, "season_performance", """
+    return _replace(
+        con,
+        "season_performance",
+        """
         WITH placed AS (
             SELECT f.*, coalesce(s.season_id, strftime(e.start_utc AT TIME ZONE 'UTC', '%Y')) AS season_id
             FROM event_performance f JOIN dr_events e USING (event_id)
@@ -96,4 +110,5 @@ def rebuild_seasons(con: duckdb.DuckDBPyConnection) -> int:
         )
         SELECT program_id, season_id, meter_id, count(*), count(reduction_kwh), sum(event_hours),
                sum(coalesce(reduction_kwh, 0)), sum(coalesce(reduction_kwh, 0)) / sum(event_hours)
-        FROM placed GROUP BY ALL""")
+        FROM placed GROUP BY ALL""",
+    )

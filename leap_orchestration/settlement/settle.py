@@ -43,9 +43,18 @@ def event_specs(con: duckdb.DuckDBPyConnection) -> list[EventSpec]:
     rows = con.execute("""SELECT e.event_id, e.program_id, e.start_utc, e.end_utc, p.baseline_preset,
                                  coalesce(p.overrides, '{}'), p.channel, p.holiday_calendar
                           FROM dr_events e JOIN programs p USING (program_id) ORDER BY e.start_utc, e.event_id""").fetchall()
-    return [EventSpec(event_id, program_id, start.astimezone(dt.UTC), end.astimezone(dt.UTC),
-                      preset_for(preset, json.loads(overrides)), channel, calendar)
-            for event_id, program_id, start, end, preset, overrides, channel, calendar in rows]
+    return [
+        EventSpec(
+            event_id,
+            program_id,
+            start.astimezone(dt.UTC),
+            end.astimezone(dt.UTC),
+            preset_for(preset, json.loads(overrides)),
+            channel,
+            calendar,
+        )
+        for event_id, program_id, start, end, preset, overrides, channel, calendar in rows
+    ]
 
 
 def _config_digest(con) -> str:
@@ -57,7 +66,9 @@ def _config_digest(con) -> str:
         UNION ALL SELECT concat_ws(',', 'e', event_id, program_id, epoch_us(start_utc), epoch_us(end_utc)) FROM dr_events
         UNION ALL SELECT concat_ws(',', 'n', meter_id, program_id, epoch_us(valid_from), coalesce(epoch_us(valid_to), -1))
                   FROM meter_enrollments
-        UNION ALL SELECT concat_ws(',', 'm', meter_id, coalesce(timezone, '-')) FROM meters)""").fetchall()[0][0]
+        UNION ALL SELECT concat_ws(',', 'm', meter_id, coalesce(timezone, '-')) FROM meters)""").fetchall()[
+        0
+    ][0]
 
 
 def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> dict[str, str]:
@@ -65,18 +76,32 @@ def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> d
         return {}
     config = _config_digest(con)
     ranges = [(e.event_id, e.program_id, e.start_utc, *reading_range(e), e.channel) for e in events]
-    run(con, "CREATE OR REPLACE TEMP TABLE _digest_events (event_id VARCHAR, program_id VARCHAR, start_utc TIMESTAMPTZ, "
-             "lo TIMESTAMPTZ, hi TIMESTAMPTZ, channel VARCHAR)")
+    run(
+        con,
+        "CREATE OR REPLACE TEMP TABLE _digest_events (event_id VARCHAR, program_id VARCHAR, start_utc TIMESTAMPTZ, "
+        "lo TIMESTAMPTZ, hi TIMESTAMPTZ, channel VARCHAR)",
+    )
     con.executemany("INSERT INTO _digest_events VALUES (?, ?, ?, ?, ?, ?)", ranges)
-    stats = dict(((event_id, (n, latest)) for event_id, n, latest in con.execute("""
+    stats = dict(
+        (
+            (event_id, (n, latest))
+            for event_id, n, latest in con.execute("""
         SELECT e.event_id, count(r.meter_id), epoch_us(max(r.loaded_at))
         FROM _digest_events e
         LEFT JOIN meter_enrollments en ON en.program_id = e.program_id AND en.valid_from <= e.start_utc
              AND (en.valid_to IS NULL OR en.valid_to > e.start_utc)
         LEFT JOIN interval_readings r ON r.meter_id = en.meter_id AND r.interval_start_utc >= e.lo AND r.interval_start_utc < e.hi
-        GROUP BY e.event_id""").fetchall()))
-    return {e.event_id: hashlib.sha256(json.dumps([ENGINE_VERSION, holidays.__version__, config, repr(e), stats.get(e.event_id)],
-                                                  default=str).encode()).hexdigest() for e in events}
+        GROUP BY e.event_id""").fetchall()
+        )
+    )
+    return {
+        e.event_id: hashlib.sha256(
+            json.dumps(
+                [ENGINE_VERSION, holidays.__version__, config, repr(e), stats.get(e.event_id)], default=str
+            ).encode()
+        ).hexdigest()
+        for e in events
+    }
 
 
 def _state_key(con) -> str:
@@ -105,8 +130,11 @@ def stale_events(con: duckdb.DuckDBPyConnection, now: dt.datetime, force: bool =
     key = _state_key(con)
     candidates = ended
     if not force and state and state[0][0] == key:
-        lo, hi = con.execute("""SELECT min(interval_start_utc), max(interval_start_utc) FROM interval_readings
-                                WHERE loaded_at > ?""", [state[0][1]]).fetchall()[0]
+        lo, hi = con.execute(
+            """SELECT min(interval_start_utc), max(interval_start_utc) FROM interval_readings
+                                WHERE loaded_at > ?""",
+            [state[0][1]],
+        ).fetchall()[0]
 
         def touched(e: EventSpec) -> bool:
             first, last = reading_range(e)
@@ -118,20 +146,25 @@ def stale_events(con: duckdb.DuckDBPyConnection, now: dt.datetime, force: bool =
     return Staleness(events, ended, stale, digests, stored, key)
 
 
-def settle(con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str | None = None, force: bool = False,
-           log=None) -> SettleReport:
+def settle(
+    con: duckdb.DuckDBPyConnection, now: dt.datetime, run_id: str | None = None, force: bool = False, log=None
+) -> SettleReport:
     """Recompute every ended event whose inputs changed (all of them with force); drop what no longer exists."""
     # readings loaded from here on are looked at next time; the margin covers a load still committing now
     watermark = dt.datetime.now(dt.UTC) - WATERMARK_MARGIN
     look = stale_events(con, now, force)
     keep = [e.event_id for e in look.ended]
-    report = SettleReport(not_ended=[e.event_id for e in look.events if e.end_utc > now],
-                          unchanged=[e.event_id for e in look.ended if e not in look.stale],
-                          removed=len(set(look.stored) - set(keep)))
+    report = SettleReport(
+        not_ended=[e.event_id for e in look.events if e.end_utc > now],
+        unchanged=[e.event_id for e in look.ended if e not in look.stale],
+        removed=len(set(look.stored) - set(keep)),
+    )
     with transaction(con):
         for table in ("baselines", "baseline_status", "settled_events"):
             run(con, f"DELETE FROM {table} WHERE NOT list_contains(?, event_id)", [keep])
-    if look.stale:  # until this run ends, the next one must not trust the fast path (a crash may leave mixed inputs)
+    if (
+        look.stale
+    ):  # until this run ends, the next one must not trust the fast path (a crash may leave mixed inputs)
         run(con, "DELETE FROM settlement_state")
     for event in look.stale:
         compute_event(con, event)
@@ -149,11 +182,22 @@ def _store(con, event: EventSpec, digest: str, now: dt.datetime, run_id: str | N
     with transaction(con):
         for table in ("baselines", "baseline_status", "settled_events"):
             run(con, f"DELETE FROM {table} WHERE event_id = ?", [event.event_id])
-        run(con, """INSERT INTO baselines
+        run(
+            con,
+            """INSERT INTO baselines
             SELECT $1, meter_id, interval_start_utc, $2, baseline_kwh, adjusted_baseline_kwh, actual_kwh, $3, final, $4
-            FROM _event_baselines""", meta)
-        run(con, """INSERT INTO baseline_status
+            FROM _event_baselines""",
+            meta,
+        )
+        run(
+            con,
+            """INSERT INTO baseline_status
             SELECT $1, meter_id, $3, $2, status, selected_days, adjustment, intervals_expected, intervals_present,
-                   actual_kwh, $4 FROM _event_status""", meta)
-        run(con, "INSERT INTO settled_events VALUES (?, ?, (SELECT count(*) FROM _event_status), ?, ?)",
-            [event.event_id, digest, now, run_id])
+                   actual_kwh, $4 FROM _event_status""",
+            meta,
+        )
+        run(
+            con,
+            "INSERT INTO settled_events VALUES (?, ?, (SELECT count(*) FROM _event_status), ?, ?)",
+            [event.event_id, digest, now, run_id],
+        )

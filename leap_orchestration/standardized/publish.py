@@ -67,19 +67,32 @@ class PublishReport:
     republished: int = 0  # of which, hours that had been published before
     failed: int = 0
     jobs: int = 0  # uploads whose hours are now standardized
-    unknown_connectors: list[str] = field(default_factory=list)  # delivered by a connector no longer configured
-    objects: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key), first few for the run's metadata
+    unknown_connectors: list[str] = field(
+        default_factory=list
+    )  # delivered by a connector no longer configured
+    objects: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (bucket, key), first few for the run's metadata
 
 
-def publish_standardized(warehouse: Warehouse, buckets: BucketStore, connectors: list[Connector], *,
-                         run_id: str | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                         chunk: int = CHUNK) -> PublishReport:
+def publish_standardized(
+    warehouse: Warehouse,
+    buckets: BucketStore,
+    connectors: list[Connector],
+    *,
+    run_id: str | None = None,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    chunk: int = CHUNK,
+) -> PublishReport:
     by_id = {c.connector_id: c for c in connectors}
     report = PublishReport()
     with warehouse.connect() as con:
         run(con, "SET TimeZone = 'UTC'")  # date_trunc('hour') of a TIMESTAMPTZ must mean the UTC hour
-        run(con, """CREATE OR REPLACE TEMP TABLE _new_jobs AS SELECT job_id FROM uploads
-                    WHERE status = 'COMPLETED' AND job_id NOT IN (SELECT job_id FROM standardized_jobs)""")
+        run(
+            con,
+            """CREATE OR REPLACE TEMP TABLE _new_jobs AS SELECT job_id FROM uploads
+                    WHERE status = 'COMPLETED' AND job_id NOT IN (SELECT job_id FROM standardized_jobs)""",
+        )
         changed = con.sql(_CHANGED_HOURS).pl()
         known = changed.filter(pl.col("connector_id").is_in(list(by_id)))
         report.unknown_connectors = sorted(set(changed["connector_id"]) - set(by_id))
@@ -95,8 +108,14 @@ def publish_standardized(warehouse: Warehouse, buckets: BucketStore, connectors:
     return report
 
 
-def _publish_chunk(rows: pl.DataFrame, by_id: dict[str, Connector], buckets: BucketStore, run_id: str | None,
-                   created_at: dt.datetime, report: PublishReport) -> pl.DataFrame:
+def _publish_chunk(
+    rows: pl.DataFrame,
+    by_id: dict[str, Connector],
+    buckets: BucketStore,
+    run_id: str | None,
+    created_at: dt.datetime,
+    report: PublishReport,
+) -> pl.DataFrame:
     """Render and write one chunk per bucket; returns the `standardized_hours` rows of the objects written."""
     written = []
     for (connector_id,), group in rows.group_by(["connector_id"], maintain_order=True):
@@ -105,9 +124,22 @@ def _publish_chunk(rows: pl.DataFrame, by_id: dict[str, Connector], buckets: Buc
         records = group.to_dicts()
         objects = []
         for r in records:
-            hour = MeterHour(r["config_uri"], r["meter_number"], r["hour_start_utc"], r["usage_kwh"],
-                             r["consumed_kwh"], r["generated_kwh"], r["final"], r["revision"])
-            objects.append((object_key(connector_id, r["meter_number"], r["hour_start_utc"]), render(hour, creator, created_at)))
+            hour = MeterHour(
+                r["config_uri"],
+                r["meter_number"],
+                r["hour_start_utc"],
+                r["usage_kwh"],
+                r["consumed_kwh"],
+                r["generated_kwh"],
+                r["final"],
+                r["revision"],
+            )
+            objects.append(
+                (
+                    object_key(connector_id, r["meter_number"], r["hour_start_utc"]),
+                    render(hour, creator, created_at),
+                )
+            )
         results = buckets.put_many(connector.output_bucket, objects)
         for r, (key, _), error in zip(records, objects, results, strict=True):
             if error is not None:
@@ -118,15 +150,36 @@ def _publish_chunk(rows: pl.DataFrame, by_id: dict[str, Connector], buckets: Buc
             report.republished += r["revision"] > 1
             if len(report.objects) < 20:
                 report.objects.append((connector.output_bucket, key))
-            written.append({
-                "connector_id": connector_id, "meter_id": r["meter_id"], "hour_start_utc": r["hour_start_utc"],
-                "bucket": connector.output_bucket, "object_key": key, "usage_kwh": r["usage_kwh"],
-                "consumed_kwh": r["consumed_kwh"], "generated_kwh": r["generated_kwh"], "final": r["final"],
-                "revision": r["revision"], "published_at": created_at, "run_id": run_id,
-            })
-    return pl.DataFrame(written, schema={
-        "connector_id": pl.String, "meter_id": pl.String, "hour_start_utc": pl.Datetime("us", "UTC"),
-        "bucket": pl.String, "object_key": pl.String, "usage_kwh": pl.Float64, "consumed_kwh": pl.Float64,
-        "generated_kwh": pl.Float64, "final": pl.Boolean, "revision": pl.Int32,
-        "published_at": pl.Datetime("us", "UTC"), "run_id": pl.String,
-    })
+            written.append(
+                {
+                    "connector_id": connector_id,
+                    "meter_id": r["meter_id"],
+                    "hour_start_utc": r["hour_start_utc"],
+                    "bucket": connector.output_bucket,
+                    "object_key": key,
+                    "usage_kwh": r["usage_kwh"],
+                    "consumed_kwh": r["consumed_kwh"],
+                    "generated_kwh": r["generated_kwh"],
+                    "final": r["final"],
+                    "revision": r["revision"],
+                    "published_at": created_at,
+                    "run_id": run_id,
+                }
+            )
+    return pl.DataFrame(
+        written,
+        schema={
+            "connector_id": pl.String,
+            "meter_id": pl.String,
+            "hour_start_utc": pl.Datetime("us", "UTC"),
+            "bucket": pl.String,
+            "object_key": pl.String,
+            "usage_kwh": pl.Float64,
+            "consumed_kwh": pl.Float64,
+            "generated_kwh": pl.Float64,
+            "final": pl.Boolean,
+            "revision": pl.Int32,
+            "published_at": pl.Datetime("us", "UTC"),
+            "run_id": pl.String,
+        },
+    )

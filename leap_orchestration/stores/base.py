@@ -25,7 +25,12 @@ def is_temp_name(name: str) -> bool:
 def check_key(key: str) -> str:
     """Refuse keys that could escape a prefix; keys come from listings, but never trust them."""
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+    if (
+        not key
+        or key.startswith("/")
+        or any(p in ("", ".", "..") for p in parts[:-1])
+        or parts[-1] in (".", "..")
+    ):
         raise ValueError(f"unsafe store key: {key!r}")
     if "\\" in key or "\x00" in key:
         raise ValueError(f"unsafe store key: {key!r}")

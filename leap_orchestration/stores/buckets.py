@@ -71,7 +71,9 @@ class GcsBuckets(BucketStore):
         def put(item: tuple[str, bytes]) -> Exception | None:
             key, data = item
             try:  # rewriting the same bytes is idempotent, so retrying is safe
-                target.blob(check_key(key)).upload_from_string(data, content_type=XML_CONTENT_TYPE, retry=DEFAULT_RETRY)
+                target.blob(check_key(key)).upload_from_string(
+                    data, content_type=XML_CONTENT_TYPE, retry=DEFAULT_RETRY
+                )
                 return None
             except Exception as exc:  # reported per object; the caller records what was written
                 return exc

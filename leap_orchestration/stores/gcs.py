@@ -25,7 +25,9 @@ class GcsLandingStore(LandingStore):
         """`inboxes`: (tenant, inbox prefix) pairs; for a connector the tenant is its participant, whose meters
         the uploads must be for (see `Properties.connector_inboxes`)."""
         self.client, self.bucket = client, client.bucket(bucket)
-        self.inboxes = sorted((tenant, prefix if prefix.endswith("/") else prefix + "/") for tenant, prefix in inboxes)
+        self.inboxes = sorted(
+            (tenant, prefix if prefix.endswith("/") else prefix + "/") for tenant, prefix in inboxes
+        )
 
     def list_tenant_inboxes(self) -> list[tuple[str, str]]:
         return list(self.inboxes)
@@ -36,7 +38,7 @@ class GcsLandingStore(LandingStore):
     def list_dir(self, prefix: str) -> tuple[list[str], list[StoredObject]]:
         pages = self.client.list_blobs(self.bucket, prefix=prefix, delimiter="/")
         files = [_stored(b) for b in pages if b.name != prefix]
-        folders = sorted(p[len(prefix):].rstrip("/") for p in pages.prefixes)
+        folders = sorted(p[len(prefix) :].rstrip("/") for p in pages.prefixes)
         return folders, sorted(files, key=lambda o: o.key)
 
     def stat(self, key: str) -> StoredObject | None:
@@ -61,8 +63,13 @@ class GcsLandingStore(LandingStore):
             # real GCS refuses by the precondition below; fake-gcs-server ignores it on copies, so check first
             raise FileExistsError(dst)
         try:
-            self.bucket.copy_blob(source, self.bucket, check_key(dst), if_generation_match=0,
-                                  if_source_generation_match=source.generation)
+            self.bucket.copy_blob(
+                source,
+                self.bucket,
+                check_key(dst),
+                if_generation_match=0,
+                if_source_generation_match=source.generation,
+            )
         except gexc.PreconditionFailed:
             if self.stat(dst) is not None:
                 raise FileExistsError(dst) from None
@@ -91,4 +98,6 @@ class GcsLandingStore(LandingStore):
 def _stored(blob) -> StoredObject:
     updated = blob.updated
     mtime_ns = int(updated.timestamp() * 1e9) if updated is not None else 0
-    return StoredObject(key=blob.name, size=blob.size or 0, mtime_ns=mtime_ns, version=str(blob.generation), complete=True)
+    return StoredObject(
+        key=blob.name, size=blob.size or 0, mtime_ns=mtime_ns, version=str(blob.generation), complete=True
+    )

@@ -132,4 +132,6 @@ class LocalLandingStore(LandingStore):
 
 
 def _stored(key: str, st: os.stat_result) -> StoredObject:
-    return StoredObject(key=key, size=st.st_size, mtime_ns=st.st_mtime_ns, version=f"{st.st_size}-{st.st_mtime_ns}")
+    return StoredObject(
+        key=key, size=st.st_size, mtime_ns=st.st_mtime_ns, version=f"{st.st_size}-{st.st_mtime_ns}"
+    )

@@ -16,31 +16,72 @@ from leap_orchestration.warehouse.duck import run, transaction
 def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) -> dict[str, int]:
     now = dt.datetime.now(dt.UTC)
     meters = [
-        (m.meter_id, m.owner_at(now), m.meter_type, m.timezone, m.config_uri, m.meter_number, m.source,
-         m.device_type, m.customer_class, m.region)
+        (
+            m.meter_id,
+            m.owner_at(now),
+            m.meter_type,
+            m.timezone,
+            m.config_uri,
+            m.meter_number,
+            m.source,
+            m.device_type,
+            m.customer_class,
+            m.region,
+        )
         for m in cfg.meters
     ]
-    ownership = [(m.meter_id, o.partner_id, o.valid_from, o.valid_to) for m in cfg.meters for o in m.ownerships]
-    enrollments = [(m.meter_id, e.program_id, e.valid_from, e.valid_to) for m in cfg.meters for e in m.enrollments]
-    programs = [(p.program_id, p.name, p.baseline_preset, p.channel, p.holiday_calendar, json.dumps(p.override_dict), p.clip)
-                for p in cfg.programs]
+    ownership = [
+        (m.meter_id, o.partner_id, o.valid_from, o.valid_to) for m in cfg.meters for o in m.ownerships
+    ]
+    enrollments = [
+        (m.meter_id, e.program_id, e.valid_from, e.valid_to) for m in cfg.meters for e in m.enrollments
+    ]
+    programs = [
+        (
+            p.program_id,
+            p.name,
+            p.baseline_preset,
+            p.channel,
+            p.holiday_calendar,
+            json.dumps(p.override_dict),
+            p.clip,
+        )
+        for p in cfg.programs
+    ]
     seasons = [(p.program_id, s.season_id, s.start_utc, s.end_utc) for p in cfg.programs for s in p.seasons]
     events = [(e.event_id, e.program_id, e.start_utc, e.end_utc, e.event_type) for e in cfg.events]
     with transaction(con):
         for table, rows, width in (
-            ("meters", meters, 10), ("meter_ownership", ownership, 4), ("meter_enrollments", enrollments, 4),
-            ("programs", programs, 7), ("program_seasons", seasons, 4), ("dr_events", events, 5),
+            ("meters", meters, 10),
+            ("meter_ownership", ownership, 4),
+            ("meter_enrollments", enrollments, 4),
+            ("programs", programs, 7),
+            ("program_seasons", seasons, 4),
+            ("dr_events", events, 5),
         ):
             run(con, f"DELETE FROM {table}")
             if rows:
                 con.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * width)})", rows)
-        run(con, "INSERT INTO config_loads VALUES (?, ?, ?, ?, ?)", [cfg.fingerprint, now, len(meters), len(programs), len(events)])
-    return {"meters": len(meters), "ownership_windows": len(ownership), "enrollments": len(enrollments),
-            "programs": len(programs), "dr_events": len(events)}
+        run(
+            con,
+            "INSERT INTO config_loads VALUES (?, ?, ?, ?, ?)",
+            [cfg.fingerprint, now, len(meters), len(programs), len(events)],
+        )
+    return {
+        "meters": len(meters),
+        "ownership_windows": len(ownership),
+        "enrollments": len(enrollments),
+        "programs": len(programs),
+        "dr_events": len(events),
+    }
 
 
 def ownership_from_configuration(cfg: Configuration) -> pl.DataFrame:
     """The same frame the warehouse gives, straight from the XML files (for pre-flight validation)."""
     return ownership_frame(
-        [(m.meter_id, o.partner_id, m.source, o.valid_from, o.valid_to) for m in cfg.meters for o in m.ownerships]
+        [
+            (m.meter_id, o.partner_id, m.source, o.valid_from, o.valid_to)
+            for m in cfg.meters
+            for o in m.ownerships
+        ]
     )

@@ -24,7 +24,9 @@ class Warehouse:
         self.memory_limit = memory_limit
 
     @contextmanager
-    def connect(self, read_only: bool = False, wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(
+        self, read_only: bool = False, wait_seconds: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         if wait_seconds is None:
             wait_seconds = float(os.environ.get("LEAP_DUCKDB_LOCK_WAIT_SECONDS", LOCK_WAIT_SECONDS))
         if read_only and not self.path.exists():
@@ -39,7 +41,9 @@ class Warehouse:
             con.close()
 
 
-def _open_waiting(path: Path, read_only: bool, wait_seconds: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
+def _open_waiting(
+    path: Path, read_only: bool, wait_seconds: float, memory_limit: str
+) -> duckdb.DuckDBPyConnection:
     deadline, delay = time.monotonic() + wait_seconds, 0.05
     config = {"memory_limit": memory_limit}
     while True:

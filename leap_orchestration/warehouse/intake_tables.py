@@ -22,7 +22,9 @@ def configuration_loaded(con: duckdb.DuckDBPyConnection) -> bool:
 
 def partner_ownership(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     if not configuration_loaded(con):
-        raise ConfigurationNotLoaded("the meter configuration has not been loaded: materialize meter_configuration first")
+        raise ConfigurationNotLoaded(
+            "the meter configuration has not been loaded: materialize meter_configuration first"
+        )
     frame = con.sql(
         """SELECT o.meter_id, o.partner_id, m.source, o.valid_from, o.valid_to
            FROM meter_ownership o JOIN meters m USING (meter_id)"""
@@ -37,9 +39,11 @@ def get_upload(con: duckdb.DuckDBPyConnection, upload_id: str) -> dict | None:
     return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def start_job(con, *, upload_id, tenant, name, key, version, size, job_id, received_at, run_id,
-              connector_id=None) -> None:
-    run(con,
+def start_job(
+    con, *, upload_id, tenant, name, key, version, size, job_id, received_at, run_id, connector_id=None
+) -> None:
+    run(
+        con,
         """INSERT INTO uploads (upload_id, tenant, file_name, source_key, version, size_bytes, job_id, status,
                                 received_at, run_id, connector_id,
                                 attempts)
@@ -59,12 +63,25 @@ def finish_job(con, *, upload_id, job_id, received_at, report, sha256, result_ke
         run(con, "DELETE FROM upload_errors WHERE job_id = ?", [job_id])
         _insert_findings(con, job_id, report.details + report.warnings)
         loaded = _load_readings(con, job_id, received_at, processed_at) if report.valid else 0
-        run(con,
+        run(
+            con,
             """UPDATE uploads SET status = ?, sha256 = ?, rows_total = ?, rows_loaded = ?, error_count = ?,
                       error_lines = ?, warning_count = ?, processed_at = ?, result_keys = ?, elapsed_ms = ?,
                       summary = ? WHERE upload_id = ?""",
-            [status, sha256, report.lines_parsed, loaded, report.error_count, report.error_lines, warnings,
-             processed_at, result_keys, report.elapsed_ms, json.dumps(summary), upload_id],
+            [
+                status,
+                sha256,
+                report.lines_parsed,
+                loaded,
+                report.error_count,
+                report.error_lines,
+                warnings,
+                processed_at,
+                result_keys,
+                report.elapsed_ms,
+                json.dumps(summary),
+                upload_id,
+            ],
         )
     return status
 
@@ -74,11 +91,22 @@ def _insert_findings(con, job_id: str, findings: list) -> None:
         return
     # one columnar insert: executemany goes row by row (seconds for the 10,000-row cap)
     rows = pl.DataFrame(
-        {"job_id": job_id, "line": [f.line for f in findings], "column": [f.column for f in findings],
-         "code": [f.code for f in findings], "message": [f.message for f in findings],
-         "severity": [f.severity for f in findings]},
-        schema={"job_id": pl.String, "line": pl.Int64, "column": pl.String, "code": pl.String,
-                "message": pl.String, "severity": pl.String},
+        {
+            "job_id": job_id,
+            "line": [f.line for f in findings],
+            "column": [f.column for f in findings],
+            "code": [f.code for f in findings],
+            "message": [f.message for f in findings],
+            "severity": [f.severity for f in findings],
+        },
+        schema={
+            "job_id": pl.String,
+            "line": pl.Int64,
+            "column": pl.String,
+            "code": pl.String,
+            "message": pl.String,
+            "severity": pl.String,
+        },
     )
     con.register("_findings", rows)
     try:
@@ -89,28 +117,41 @@ def _insert_findings(con, job_id: str, findings: list) -> None:
 
 def _load_readings(con, job_id: str, received_at: dt.datetime, now: dt.datetime) -> int:
     """Latest received upload wins per (meter, interval); whatever loses goes to the superseded table."""
-    cols = ("meter_id, interval_start_utc, interval_end_utc, energy_consumed_kwh, energy_generated_kwh, "
-            "energy_net_kwh, final, region")
+    cols = (
+        "meter_id, interval_start_utc, interval_end_utc, energy_consumed_kwh, energy_generated_kwh, "
+        "energy_net_kwh, final, region"
+    )
     s_cols = ", ".join(f"s.{c.strip()}" for c in cols.split(","))
     params = {"job": job_id, "received": received_at, "now": now}
     # current rows that this upload replaces
-    run(con, 
+    run(
+        con,
         """INSERT INTO interval_readings_superseded
            SELECT r.*, $job, $now FROM interval_readings r
-           JOIN stage_rows s USING (meter_id, interval_start_utc) WHERE r.received_at <= $received""", params)
-    run(con, 
+           JOIN stage_rows s USING (meter_id, interval_start_utc) WHERE r.received_at <= $received""",
+        params,
+    )
+    run(
+        con,
         """DELETE FROM interval_readings r USING stage_rows s
            WHERE r.meter_id = s.meter_id AND r.interval_start_utc = s.interval_start_utc
-             AND r.received_at <= $received""", {"received": received_at})
+             AND r.received_at <= $received""",
+        {"received": received_at},
+    )
     # rows of this upload that a later-received upload already replaced (processed out of order)
-    run(con, 
+    run(
+        con,
         f"""INSERT INTO interval_readings_superseded
             SELECT {s_cols}, $job, $received, $now, r.job_id, $now FROM stage_rows s
-            JOIN interval_readings r USING (meter_id, interval_start_utc)""", params)
+            JOIN interval_readings r USING (meter_id, interval_start_utc)""",
+        params,
+    )
     return con.execute(
         f"""INSERT INTO interval_readings
             SELECT {s_cols}, $job, $received, $now FROM stage_rows s
-            ANTI JOIN interval_readings r USING (meter_id, interval_start_utc)""", params).fetchall()[0][0]
+            ANTI JOIN interval_readings r USING (meter_id, interval_start_utc)""",
+        params,
+    ).fetchall()[0][0]
 
 
 def abandon_job(con, upload_id: str, job_id: str) -> None:
@@ -132,4 +173,6 @@ def previous_job_at(con, tenant: str, name: str, job_id: str, key: str) -> str |
 def error_rows(con, job_id: str) -> list[tuple]:
     return con.execute(
         """SELECT line, "column", code, message FROM upload_errors WHERE job_id = ? AND severity = 'error'
-           ORDER BY line, "column", code""", [job_id]).fetchall()
+           ORDER BY line, "column", code""",
+        [job_id],
+    ).fetchall()

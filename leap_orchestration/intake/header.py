@@ -25,6 +25,12 @@ class Header:
     def has(self, column: str) -> bool:
         return column in self.names
 
+    @property
+    def kept(self) -> list[tuple[int, str]]:
+        """(position, name) of the known columns, the only ones read into frames: an unknown column is only a
+        warning (HDR_0003), and thousands of them must not cost memory."""
+        return [(i, name) for i, name in enumerate(self.names) if name in KNOWN_COLUMNS]
+
 
 def parse_header(raw: bytes) -> Header:
     try:

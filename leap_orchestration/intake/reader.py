@@ -144,6 +144,8 @@ def iter_chunks(
             if end < 0:
                 return
             block = block[end + 1 :]
+            if not block:  # the long line ended exactly at the block's end: not the end of the file
+                continue
         data = carry + block
         if not block:
             if data:
@@ -193,7 +195,7 @@ def _too_long(length: int | None, limits: IntakeLimits) -> str:
 
 
 def _empty(header: Header) -> pl.DataFrame:
-    return pl.DataFrame(schema={**dict.fromkeys(header.names, pl.String), "line": pl.Int64})
+    return pl.DataFrame(schema={**{name: pl.String for _, name in header.kept}, "line": pl.Int64})
 
 
 def _per_line(mask: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -226,6 +228,7 @@ def _parse(
     blank = np.add.reduceat(solid, starts, dtype=np.int32) == 0  # no byte but spaces, tabs and line ends
     long = lengths > limits.max_line_bytes
     exact = _per_line((data == QUOTE) | (data == NUL), ends)
+    exact |= _starts_with_bom(data, starts, lengths)  # polars would strip a BOM at the start of its buffer
     high = _per_line(data >= 0x80, ends)
     del data, solid
     if high.any() and not _is_utf8(body):
@@ -283,6 +286,14 @@ def _parse(
     return Chunk(frame, findings, counts, np.concatenate(error_lines))
 
 
+def _starts_with_bom(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    found = np.zeros(starts.size, dtype=bool)
+    room = np.flatnonzero(lengths >= 3)
+    at = starts[room]
+    found[room] = (data[at] == 0xEF) & (data[at + 1] == 0xBB) & (data[at + 2] == 0xBF)
+    return found
+
+
 def _is_utf8(body: bytes) -> bool:
     try:
         body.decode("utf-8")
@@ -301,11 +312,12 @@ def _runs(body: bytes, starts: np.ndarray, ends: np.ndarray, good: np.ndarray) -
 
 
 def _read_clean(body: bytes, header: Header) -> pl.DataFrame | None:
+    kept = header.kept
     try:
         frame = pl.read_csv(
             body,
             has_header=False,
-            new_columns=header.names,
+            columns=[i for i, _ in kept],  # parse only the known columns
             infer_schema=False,
             quote_char=None,
             encoding="utf8",
@@ -314,8 +326,9 @@ def _read_clean(body: bytes, header: Header) -> pl.DataFrame | None:
         )
     except Exception:  # noqa: BLE001 - the caller falls back to the exact path
         return None
-    if frame.width != len(header.names):
+    if frame.width != len(kept):
         return None
+    frame.columns = [name for _, name in kept]
     if b" " in body or b"\t" in body or b"\r" in body:
         frame = frame.with_columns(pl.all().str.strip_chars(" \t\r"))
     return frame.with_columns(pl.all().replace("", None))
@@ -331,6 +344,7 @@ def _parse_exact(
 ) -> Chunk:
     """Line by line with Python's csv module; `line_numbers` gives each line's number when they are not consecutive."""
     width = len(header.names)
+    kept = [i for i, _ in header.kept]
     findings: list[Finding] = []
     counts: Counter = Counter()
     error_lines: list[int] = []
@@ -384,10 +398,8 @@ def _parse_exact(
                 f"Line has {len(fields)} fields; the header has {width}.",
             )
             continue
-        rows.append([f.strip(" \t\r") or None for f in fields])  # as the fast path: CR counts as whitespace
+        rows.append([fields[i].strip(" \t\r") or None for i in kept])  # as the fast path: CR is whitespace
         kept_lines.append(line_no)
-    columns = {name: [r[i] for r in rows] for i, name in enumerate(header.names)}
-    frame = pl.DataFrame(
-        {**columns, "line": kept_lines}, schema={**dict.fromkeys(header.names, pl.String), "line": pl.Int64}
-    )
+    columns = {name: [r[j] for r in rows] for j, (_, name) in enumerate(header.kept)}
+    frame = pl.DataFrame({**columns, "line": kept_lines}, schema=_empty(header).schema)
     return Chunk(frame, findings, counts, np.array(error_lines, dtype=np.int64))

@@ -79,7 +79,7 @@ class _Collector:
         """failures: line, column, code (all errors). Counts from the frame; messages only for kept rows."""
         for column, code, n in failures.group_by("column", "code").len().iter_rows():
             self.report.counts[(column or "", code)] += n
-        self.error_line_sets.append(failures["line"])
+        self.error_line_sets.append(failures["line"].unique())  # a line failing 8 rules counts once
         room = self.cap - len(self.report.details)
         if room > 0:
             kept = failures.sort("line").head(room).join(rows, on="line", how="left")

@@ -337,3 +337,47 @@ def test_pipeline_memory_on_a_flood_of_duplicates(tmp_path, leap_home, store, wa
 def pending_job(warehouse) -> str:
     with warehouse.connect(read_only=True) as con:
         return con.execute("SELECT job_id FROM uploads").fetchall()[0][0]
+
+
+def test_a_store_fault_leaves_the_file_pending_not_failed(store, warehouse, meter, monkeypatch):
+    """A transient store error while reading is not the file's fault: no SYS_0001, no attempt counted."""
+    drop(store, "good.csv", csv_text(good_row(meter)))
+    upload = pending_uploads(store)[0]
+    real_open = store.open_read
+
+    def flaky(key):
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(store, "open_read", flaky)
+    with pytest.raises(process_module.StoreUnavailable):
+        process_upload(store, warehouse, upload)
+    monkeypatch.setattr(store, "open_read", real_open)
+    with warehouse.connect(read_only=True) as con:
+        assert tables.get_upload(con, upload.upload_id)["attempts"] == 0
+    assert process_upload(store, warehouse, upload).status == "COMPLETED"
+
+
+def test_a_crash_while_setting_aside_an_earlier_original_is_finished_by_the_rerun(store, warehouse, meter):
+    """The re-upload of a processed name sets the earlier original aside (link, then unlink); a crash between
+    the two left the aside copy in place and every re-run failed with FileExistsError."""
+    drop(store, "same.csv", csv_text(good_row(meter)))
+    assert process_upload(store, warehouse, pending_uploads(store)[0]).status == "COMPLETED"
+    drop(store, "same.csv", csv_text(good_row(meter, consumed="7")))
+    again = pending_uploads(store)[0]
+    target = f"{INBOX}accepted/same.csv/same.csv"
+    real_move = store.move
+
+    def crash_after_link(src, dst, **kw):
+        if src == target:
+            os.link(store.path(src), store.path(dst))  # the first half of the move, then the process dies
+            raise SystemExit("killed")
+        return real_move(src, dst, **kw)
+
+    store.move = crash_after_link
+    with pytest.raises(SystemExit):
+        process_upload(store, warehouse, again)
+    store.move = real_move
+    assert process_upload(store, warehouse, again).status == "COMPLETED"
+    folder = sorted(p.name for p in store.path(f"{INBOX}accepted/same.csv").iterdir())
+    assert folder.count("same.csv") == 1 and sum(n.endswith(".same.csv") for n in folder) == 1
+    assert store.read_bytes(target) == csv_text(good_row(meter, consumed="7"))

@@ -15,6 +15,8 @@ import json
 import logging
 from dataclasses import dataclass
 
+import duckdb
+
 from leap_orchestration.intake import layout
 from leap_orchestration.intake.codes import Finding
 from leap_orchestration.intake.limits import DEFAULT_LIMITS, IntakeLimits
@@ -66,6 +68,11 @@ class Outcome:
     errors: int = 0
 
 
+class StoreUnavailable(RuntimeError):
+    """The store failed while an upload was read or its status written: not the file's fault, so it stays
+    pending for the next run (never SYS_0001)."""
+
+
 class _HashingReader(io.RawIOBase):
     def __init__(self, raw):
         self._raw, self.sha256 = raw, hashlib.sha256()
@@ -74,10 +81,26 @@ class _HashingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._raw.read(len(buffer))
+        try:
+            data = self._raw.read(len(buffer))
+        except Exception as exc:
+            raise StoreUnavailable(f"reading the upload failed: {exc}") from exc
         self.sha256.update(data)
         buffer[: len(data)] = data
         return len(data)
+
+    def finish(self) -> str:
+        """Hash what validation did not need to read (after a fatal file-level error), 1 MB at a time."""
+        while self.read(1024 * 1024):
+            pass
+        return self.sha256.hexdigest()
+
+
+def _from_store(call, *args):
+    try:
+        return call(*args)
+    except Exception as exc:
+        raise StoreUnavailable(f"{getattr(call, '__name__', call)} failed: {exc}") from exc
 
 
 def process_upload(
@@ -134,10 +157,13 @@ def process_upload(
 def _checked(store: LandingStore, con, upload: Upload, run_id: str | None, limits: IntakeLimits) -> bool:
     """Validate and load, turning any fault of the checks into a SYS_0001 outcome; False if the file changed."""
     try:
-        write_pending_status(store, upload, "PROCESSING")
+        _from_store(write_pending_status, store, upload, "PROCESSING")
         return _validate_and_load(store, con, upload, run_id, limits)
     except ConfigurationNotLoaded:
         raise  # ours, and not this file's: every upload waits for the configuration
+    except (StoreUnavailable, duckdb.IOException):
+        tables.undo_attempt(con, upload.upload_id)  # the process did not die: this start doesn't count
+        raise  # the store or the warehouse's disk, not the file: it stays pending for the next run
     except Exception:
         log.exception(
             "internal error while checking %s (job %s); it goes to failed/ as SYS_0001",
@@ -195,13 +221,13 @@ def _validate_and_load(
     run(con, f"SET memory_limit = '{limits.duckdb_memory}'")
     _start(con, upload, run_id)
     meters = PartnerMeters.from_ownership(tables.partner_ownership(con), upload.tenant, upload.received_at)
-    with store.open_read(upload.obj.key) as raw:
+    with _from_store(store.open_read, upload.obj.key) as raw:
         hashing = _HashingReader(raw)
         report = validate_upload(
             io.BufferedReader(hashing, 1024 * 1024), upload.obj.name, meters, now=now, con=con, limits=limits
         )
-        hashing.read()  # hash what validation did not need to read (after a fatal file-level error)
-    current = store.stat(upload.obj.key)
+        sha256 = hashing.finish()
+    current = _from_store(store.stat, upload.obj.key)
     if current is None or current.version != upload.obj.version:
         log.warning(
             "%s changed while it was validated; the new version will be processed as a new upload",
@@ -215,7 +241,7 @@ def _validate_and_load(
         job_id=upload.job_id,
         received_at=upload.received_at,
         report=report,
-        sha256=hashing.sha256.hexdigest(),
+        sha256=sha256,
         result_keys=_result_keys(upload, report.valid),
         processed_at=dt.datetime.now(dt.UTC),
     )
@@ -287,7 +313,12 @@ def _move_original(store: LandingStore, upload: Upload, target: str, previous_jo
             target.rsplit("/", 1)[0]
             + f"/{previous_job or 'earlier-' + existing.version}.{layout.result_name(upload.obj.name)}"
         )
-        store.move(target, aside)
+        if store.stat(aside) is None:
+            store.move(target, aside)
+        elif _same_content(store, target, aside):
+            store.delete(target)  # a crash between the two halves (link/copy, then unlink/delete) of that move
+        else:
+            raise FileExistsError(f"{aside} holds another file: {target} can't be set aside")
     try:
         store.move(upload.obj.key, target, expected_version=upload.obj.version)
     except FileChangedError:

@@ -54,6 +54,11 @@ def start_job(
     )
 
 
+def undo_attempt(con, upload_id: str) -> None:
+    """A start that ended in an infrastructure fault (the process lived on) is not an interrupted attempt."""
+    run(con, "UPDATE uploads SET attempts = attempts - 1 WHERE upload_id = ? AND attempts > 0", [upload_id])
+
+
 def finish_job(con, *, upload_id, job_id, received_at, report, sha256, result_keys, processed_at) -> str:
     """Load the staged rows (if valid) and record the outcome atomically; returns the final status."""
     status = "COMPLETED" if report.valid else "FAILED"

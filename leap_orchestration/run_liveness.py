@@ -47,7 +47,7 @@ def alive(instance: dg.DagsterInstance, run_id: str) -> Iterator[None]:
     stop = threading.Event()
     reaper = threading.Thread(target=_reap_until, args=(instance, stop), name="leap-run-reaper", daemon=True)
     try:
-        reap_dead_runs(instance)
+        reap_safely(instance)
         reaper.start()
         yield
     finally:
@@ -60,26 +60,36 @@ def alive(instance: dg.DagsterInstance, run_id: str) -> Iterator[None]:
 
 def _reap_until(instance: dg.DagsterInstance, stop: threading.Event) -> None:
     while not stop.wait(REAP_EVERY_SECONDS):
-        try:
-            reap_dead_runs(instance)
-        except Exception:  # noqa: BLE001 - a failed sweep is retried at the next one
-            log.exception("could not look for dead runs")
+        reap_safely(instance)
+
+
+def reap_safely(instance: dg.DagsterInstance) -> None:
+    """`reap_dead_runs`, never failing its caller (a run's start, a sensor tick): the next sweep retries."""
+    try:
+        reap_dead_runs(instance)
+    except Exception:  # noqa: BLE001
+        log.exception("could not look for dead runs")
 
 
 def _is_dead(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """True when the run's lock file exists and nobody holds it (its process is gone)."""
+    """True when the run's lock file exists, is still the one at its path, and nobody holds it."""
     path = _lock_dir(instance) / f"{run_id}.lock"
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return False  # not a run of this executor, or not started yet: not ours to judge
+    except OSError:
+        log.warning("can't open the liveness lock %s; the run is taken to be alive", path, exc_info=True)
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # A run ending normally unlinks its lock and then closes it: a lock taken on an unlinked file means
+        # the run finished just now, not that it died.
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except (BlockingIOError, FileNotFoundError):
         return False
     finally:
         os.close(fd)  # also releases the lock if we got it
-    return True
 
 
 def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -93,6 +103,8 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         if run is not None and run.status not in FINISHED_STATUSES:
             if not _is_dead(instance, run_id):
                 continue
+            run = instance.get_run_by_id(run_id)  # it may have reported its end meanwhile
+        if run is not None and run.status not in FINISHED_STATUSES:
             instance.report_run_failed(
                 run,
                 "The run's process died (killed or out of memory) without reporting its "

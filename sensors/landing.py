@@ -12,7 +12,7 @@ from leap_orchestration.intake.discovery import pending_uploads
 from leap_orchestration.intake.process import write_pending_status
 from leap_orchestration.intake.tick import config_entry, plan_tick
 from leap_orchestration.resources import ConfigurationResource, LandingStoreResource
-from leap_orchestration.run_liveness import reap_dead_runs
+from leap_orchestration.run_liveness import reap_safely
 
 MAX_UPLOADS_PER_RUN = 25
 MAX_RUNS_PER_TICK = 4
@@ -37,9 +37,7 @@ configuration_job = dg.define_asset_job(
     description="Each complete upload in any tenant inbox, in micro-batches (see ARCHITECTURE.md).",
 )
 def landing_inbox_sensor(context: dg.SensorEvaluationContext, landing_store: LandingStoreResource):
-    reap_dead_runs(
-        context.instance
-    )  # a killed run's pool slot is freed within a tick, even with no run going
+    reap_safely(context.instance)  # a killed run's pool slot is freed within a tick, even with no run going
     store = landing_store.store()
     state = json.loads(context.cursor) if context.cursor else {}
     plan = plan_tick(

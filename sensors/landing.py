@@ -9,7 +9,7 @@ import dagster as dg
 from leap_orchestration import settings
 from leap_orchestration.config.loader import LOADER_VERSION, config_fingerprint
 from leap_orchestration.intake.discovery import pending_uploads
-from leap_orchestration.intake.process import write_pending_status
+from leap_orchestration.intake.process import mark_queued
 from leap_orchestration.intake.tick import config_entry, plan_tick
 from leap_orchestration.resources import ConfigurationResource, LandingStoreResource
 from leap_orchestration.run_liveness import reap_safely
@@ -51,8 +51,7 @@ def landing_inbox_sensor(context: dg.SensorEvaluationContext, landing_store: Lan
     )
     requests = []
     for batch, run_key in zip(plan.batches, plan.run_keys, strict=True):
-        for u in batch:  # partners can poll their status object from the moment a run is requested
-            write_pending_status(store, u, "QUEUED")
+        mark_queued(store, batch)  # partners can poll their status object from the moment a run is requested
         requests.append(
             dg.RunRequest(
                 run_key=run_key,

@@ -7,7 +7,7 @@ import dagster as dg
 
 from leap_orchestration import settings
 from leap_orchestration.intake.discovery import is_settled, scan_inboxes
-from leap_orchestration.intake.process import write_pending_status
+from leap_orchestration.intake.process import mark_queued
 from leap_orchestration.intake.tick import batch_digest, config_entry
 from leap_orchestration.intake.zone_state import record_ignored
 from leap_orchestration.resources import LandingStoreResource, WarehouseResource
@@ -47,8 +47,7 @@ def landing_zone_schedule(
     batches = [pending[i : i + MAX_UPLOADS_PER_RUN] for i in range(0, len(pending), MAX_UPLOADS_PER_RUN)]
     runs = []
     for batch in batches[:MAX_RUNS_PER_TICK]:
-        for u in batch:  # connectors can poll their status object (readable by name) from now on
-            write_pending_status(store, u, "QUEUED")
+        mark_queued(store, batch)  # connectors can poll their status object (readable by name) from now on
         # Keyed by the files' generations (a tick evaluated twice starts one run) and the hour (a file whose run
         # failed is taken again next hour; processing is idempotent, so an overlap is harmless).
         runs.append(

@@ -381,3 +381,26 @@ def test_a_crash_while_setting_aside_an_earlier_original_is_finished_by_the_reru
     folder = sorted(p.name for p in store.path(f"{INBOX}accepted/same.csv").iterdir())
     assert folder.count("same.csv") == 1 and sum(n.endswith(".same.csv") for n in folder) == 1
     assert store.read_bytes(target) == csv_text(good_row(meter, consumed="7"))
+
+
+def test_a_late_queued_never_overwrites_the_final_status(store, warehouse, meter):
+    """A sensor tick that listed a file just before a run finished it used to write QUEUED over the final
+    status, and nothing ever corrected it."""
+    drop(store, "late.csv", csv_text(good_row(meter)))
+    listed = pending_uploads(store)  # the tick lists ...
+    assert process_upload(store, warehouse, listed[0]).status == "COMPLETED"  # ... a run finishes it ...
+    process_module.mark_queued(store, listed)  # ... then the tick marks what it listed
+    assert json.loads(store.read_bytes(INBOX + "status/late.csv.json"))["status"] == "COMPLETED"
+
+    drop(store, "later.csv", csv_text(good_row(meter)))
+    upload = pending_uploads(store)[0]
+    real_move = store.move
+
+    def queued_just_before_the_move(src, dst, **kw):  # the tick's write lands between status and move
+        if src == upload.obj.key:
+            process_module.write_pending_status(store, upload, "QUEUED")
+        return real_move(src, dst, **kw)
+
+    store.move = queued_just_before_the_move
+    assert process_upload(store, warehouse, upload).status == "COMPLETED"
+    assert json.loads(store.read_bytes(INBOX + "status/later.csv.json"))["status"] == "COMPLETED"

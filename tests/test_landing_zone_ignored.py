@@ -226,3 +226,17 @@ def test_gcs_zone_leaves_the_readme_for_the_connector_to_download(
         assert con.execute("SELECT object_key, version FROM landing_zone_ignored").fetchall() == [
             (PREFIX + "readme.txt", generation)
         ]
+
+
+def test_a_name_the_store_refuses_never_blocks_the_hourly_run(leap_home):
+    """`ext_conn1/bad\\name.csv` is a valid GCS name but not a key the store takes: listing it used to raise
+    `unsafe store key` and stop the schedule for every connector until an operator deleted it."""
+    drop_connector_file(
+        leap_home, "bad\\name.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1, 1, 1, 1])
+    )
+    drop_connector_file(leap_home, "good.csv", quarter_rows(METER_3.meter_id, "2021-11-08T15", [1, 1, 1, 1]))
+    time.sleep(0.25)
+    resources = {k: v for k, v in local_resources(leap_home).items() if k in ("landing_zone", "warehouse")}
+    requests = schedule_tick(resources, 10)
+    assert named_uploads(requests) == [f"{PREFIX}good.csv"]
+    assert ignored_tag(requests[0]) == [f"{PREFIX}bad\\name.csv"]

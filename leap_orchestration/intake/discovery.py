@@ -6,7 +6,7 @@ import itertools
 import time
 
 from leap_orchestration.intake.process import Upload
-from leap_orchestration.stores.base import LandingStore, is_temp_name
+from leap_orchestration.stores.base import LandingStore, check_key, is_temp_name
 
 UPLOAD_SUFFIXES = (".csv", ".csv.gz")  # the names a connector's upload may have, in any case
 
@@ -16,6 +16,14 @@ def is_connector_zone(store: LandingStore) -> bool:
     stand-in built with `inboxes`), unlike the SFTP partners' store, whose inboxes are the
     `<partner>/interval-data/` folders found in it."""
     return getattr(store, "inboxes", None) is not None
+
+
+def _safe_key(key: str) -> bool:
+    try:
+        check_key(key)
+    except ValueError:
+        return False
+    return True
 
 
 def is_upload_name(name: str) -> bool:
@@ -33,7 +41,9 @@ def scan_inboxes(store: LandingStore) -> tuple[list[Upload], list[Upload]]:
     In a connectors' landing zone only `.csv`/`.csv.gz` objects (any case) are uploads; anything else directly
     under a connector's prefix (a `readme.txt` put there for the connector) is left where it is and returned
     second, for the schedule to report. In an SFTP partner's inbox every name is an upload, so a wrong one
-    fails with FIL_0005 and the partner hears of it. Temporary names (`is_temp_name`) are neither.
+    fails with FIL_0005 and the partner hears of it. Temporary names (`is_temp_name`) are neither. A name the
+    store refuses as a key (a backslash or NUL: a valid GCS name, never an SFTP one) is never an upload: taking
+    it would fail every run that lists it, for every tenant.
     Uploads are oldest first per tenant, tenants interleaved: one tenant's bulk drop can't starve the others
     when work per run is bounded.
     """
@@ -41,6 +51,8 @@ def scan_inboxes(store: LandingStore) -> tuple[list[Upload], list[Upload]]:
     per_tenant, others = [], []
     for tenant, inbox in store.list_tenant_inboxes():
         files = [Upload(tenant, inbox, o) for o in store.list_files(inbox) if not is_temp_name(o.name)]
+        others += [u for u in files if not _safe_key(u.obj.key)]
+        files = [u for u in files if _safe_key(u.obj.key)]
         if only_named_uploads:
             others += [u for u in files if not is_upload_name(u.obj.name)]
             files = [u for u in files if is_upload_name(u.obj.name)]

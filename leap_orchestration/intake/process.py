@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -284,20 +285,22 @@ def _publish(store: LandingStore, upload: Upload, row: dict, previous_job: str |
     )
     if folder == layout.FAILED:
         store.write_bytes(layout.errors_key(inbox, name, job), errors_csv(errors))
-    store.write_bytes(
-        layout.status_key(inbox, name),
-        status_json(
-            file=name,
-            job_id=job,
-            status=row["status"],
-            rows=row["rows_total"],
-            errors=row["error_count"],
-            received_at=row["received_at"],
-            processed_at=row["processed_at"],
-            result_keys=[k.removeprefix(upload.channel_root) for k in row["result_keys"] or []],
-        ),
+    status_key = layout.status_key(inbox, name)
+    final = status_json(
+        file=name,
+        job_id=job,
+        status=row["status"],
+        rows=row["rows_total"],
+        errors=row["error_count"],
+        received_at=row["received_at"],
+        processed_at=row["processed_at"],
+        result_keys=[k.removeprefix(upload.channel_root) for k in row["result_keys"] or []],
     )
+    store.write_bytes(status_key, final)
     _move_original(store, upload, layout.original_key(inbox, folder, name), previous_job)
+    # A sensor tick that listed the file before it moved may have written QUEUED over the final status since
+    if _status_job(store, status_key) == job and store.read_bytes(status_key) != final:
+        store.write_bytes(status_key, final)
 
 
 def _move_original(store: LandingStore, upload: Upload, target: str, previous_job: str | None) -> None:
@@ -316,7 +319,9 @@ def _move_original(store: LandingStore, upload: Upload, target: str, previous_jo
         if store.stat(aside) is None:
             store.move(target, aside)
         elif _same_content(store, target, aside):
-            store.delete(target)  # a crash between the two halves (link/copy, then unlink/delete) of that move
+            store.delete(
+                target
+            )  # a crash between the two halves (link/copy, then unlink/delete) of that move
         else:
             raise FileExistsError(f"{aside} holds another file: {target} can't be set aside")
     try:
@@ -334,6 +339,26 @@ def _same_content(store: LandingStore, a: str, b: str) -> bool:
                 sha.update(chunk)
         digests.append(sha.digest())
     return digests[0] == digests[1]
+
+
+def _status_job(store: LandingStore, key: str) -> str | None:
+    try:
+        return json.loads(store.read_bytes(key)).get("job_id")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def mark_queued(store: LandingStore, uploads: list[Upload]) -> None:
+    """Status QUEUED for the uploads a run was requested for, in parallel (an hourly tick may name 1,000). A
+    status that already names the upload's job is left alone: a run may have finished the file since it was
+    listed, and a final status must never be overwritten by QUEUED."""
+
+    def queue(upload: Upload) -> None:
+        if _status_job(store, layout.status_key(upload.inbox, upload.obj.name)) != upload.job_id:
+            write_pending_status(store, upload, "QUEUED")
+
+    with ThreadPoolExecutor(16, thread_name_prefix="mark-queued") as pool:
+        list(pool.map(queue, uploads))
 
 
 def write_pending_status(store: LandingStore, upload: Upload, status: str) -> None:

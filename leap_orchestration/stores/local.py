@@ -86,7 +86,7 @@ class LocalLandingStore(LandingStore):
     def _with_mark(self, obj: StoredObject) -> StoredObject:
         try:
             marked = self._mark_path(obj.key).read_text() == obj.version
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a name no key may have (listed, never taken)
             marked = False
         return dataclasses.replace(obj, complete=True) if marked else obj
 

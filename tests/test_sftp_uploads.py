@@ -303,3 +303,39 @@ def test_names_over_the_intake_limit_are_refused_at_the_door(server):
     ftp.putfo(io.BytesIO(b"a,b\n"), "interval-data/" + "n" * 196 + ".csv")  # exactly 200 bytes is fine
     client.close()
     assert inbox_files(server) == ["n" * 196 + ".csv"]
+
+
+def test_open_handles_are_capped_so_one_partner_cannot_exhaust_descriptors(server):
+    """Hundreds of upload handles left open (nothing written, no quota used) exhausted the server's file
+    descriptors, and other partners could no longer connect."""
+    from leap_orchestration.sftp.session import MAX_OPEN_DOWNLOADS
+    from leap_orchestration.sftp.uploads import MAX_OPEN_UPLOADS
+
+    client = server.paramiko(A, server.key_for(A))
+    ftp = client.open_sftp()
+    ftp.putfo(io.BytesIO(b"a,b\n"), "interval-data/readable.csv")
+    readers = [ftp.open("interval-data/readable.csv", "rb") for _ in range(MAX_OPEN_DOWNLOADS)]
+    with pytest.raises(OSError, match="too many files open"):
+        ftp.open("interval-data/readable.csv", "rb")
+    handles = [ftp.open(f"interval-data/h{i}.csv", "wb") for i in range(MAX_OPEN_UPLOADS)]
+    with pytest.raises(OSError, match="too many uploads in progress"):
+        ftp.open("interval-data/one-more.csv", "wb")
+    other = server.paramiko(B, server.key_for(B)).open_sftp()  # another partner is unaffected
+    other.putfo(io.BytesIO(b"a,b\n"), "interval-data/fine.csv")
+    assert "fine.csv" in other.listdir("interval-data")
+    for h in readers + handles:
+        h.close()
+    ftp.open("interval-data/readable.csv", "rb").close()  # closing frees the slots
+    client.close()
+
+
+def test_spool_files_of_a_server_that_died_are_removed_at_start(leap_home):
+    """A server killed mid-upload left its spool files (up to 2 GB each) behind for good."""
+    spool = leap_home / "landing" / ".spool"
+    spool.mkdir(parents=True)
+    stale, fresh = spool / "dead.upload", spool / "live.upload"
+    stale.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y")
+    os.utime(stale, (1, 1))
+    with sftp_server(leap_home):
+        assert not stale.exists() and fresh.exists()  # fresh: perhaps another server's upload in progress

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,9 +75,13 @@ class SftpService:
         self.sessions: Counter[str] = Counter()  # per partner: open channels, a connection without one as one
         self.connections: set[Connection] = set()
         self.started_at = time.time()  # the time of folders the store can't date
+        # Argon2 checks on their own two threads: a flood of logins can't starve uploads of worker threads
+        self.login_checks = ThreadPoolExecutor(2, thread_name_prefix="sftp-login")
 
     async def start(self) -> asyncssh.SSHAcceptor:
         self.store.spool_dir().mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.uploads.remove_stale_spool, self.settings.idle_timeout_seconds)
+        _raise_open_file_limit()
         return await asyncssh.create_server(
             lambda: Connection(self),
             self.settings.host,
@@ -86,8 +92,10 @@ class SftpService:
         )
 
     def close_connections(self) -> None:
+        """On stop: every connection closed (their uploads aborted and audited), the login threads released."""
         for connection in list(self.connections):
             connection.conn.close()
+        self.login_checks.shutdown(wait=False, cancel_futures=True)
 
 
 class Connection(asyncssh.SSHServer):
@@ -117,7 +125,9 @@ class Connection(asyncssh.SSHServer):
         service, throttle = self.service, self.service.throttle
         locked = throttle.locked(username, self.address) > 0
         # always one Argon2 check, locked or not, known user or not: timing tells an attacker nothing
-        key_id = await asyncio.to_thread(service.credentials.verify, username, password)
+        key_id = await asyncio.get_running_loop().run_in_executor(
+            service.login_checks, service.credentials.verify, username, password
+        )
         reason = None
         if locked:
             reason = "locked"  # even a right key fails until the lock expires
@@ -254,6 +264,16 @@ def running_in_thread(service: SftpService) -> Iterator[int]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+def _raise_open_file_limit() -> None:
+    """Every upload and download holds a descriptor: use the hard limit, not the (often 1,024) soft one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
 
 
 async def serve_forever(service: SftpService) -> None:

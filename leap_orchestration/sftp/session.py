@@ -29,6 +29,9 @@ _RENAME_HELP = (
 )
 
 
+MAX_OPEN_DOWNLOADS = 16  # per channel: each holds a descriptor (clients read results one or two at a time)
+
+
 class _Download:
     def __init__(self, fh, size: int):
         self.fh, self.size = fh, size
@@ -43,6 +46,7 @@ class PartnerSftp(asyncssh.SFTPServer):
         self.partner = connection.partner
         self.view = PartnerView(self.service.store, self.partner, started_at=self.service.started_at)
         self.channel_ending = False  # set by SftpHandler when the channel ends (see channel.py)
+        self.open_downloads = 0
 
     # ------------------------------------------------------------ helpers
 
@@ -144,8 +148,12 @@ class PartnerSftp(asyncssh.SFTPServer):
             except asyncssh.SFTPError as exc:
                 self._refused("upload", f"{display(parts)}: {exc.reason}")
                 raise
+        if self.open_downloads >= MAX_OPEN_DOWNLOADS:
+            raise asyncssh.SFTPFailure(f"too many files open ({MAX_OPEN_DOWNLOADS}): close some first")
         key, entry = await self._call(self.view.file, parts)
-        return _Download(await self._call(self.service.store.open_read, key), entry.size)
+        download = _Download(await self._call(self.service.store.open_read, key), entry.size)
+        self.open_downloads += 1
+        return download
 
     async def read(self, file_obj, offset: int, size: int) -> bytes:
         self.conn_state.touch()
@@ -171,6 +179,7 @@ class PartnerSftp(asyncssh.SFTPServer):
     async def close(self, file_obj) -> None:
         if isinstance(file_obj, _Download):
             file_obj.fh.close()
+            self.open_downloads -= 1
             return
         if self.channel_ending:  # asyncssh closing a handle the client left open: never a publish
             self.uploads.abort(file_obj, "the channel closed with the file still open")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import hashlib
 import os
 import threading
@@ -30,6 +31,7 @@ from leap_orchestration.stores.local import SFTP_INBOX
 
 OPEN, CLOSED, PUBLISHING, ENDED = "open", "closed", "publishing", "ended"
 MAX_FRAGMENTS = 4096  # disjoint written ranges one upload may hold (real clients keep a few dozen at most)
+MAX_OPEN_UPLOADS = 32  # per partner: each holds a spool descriptor, and descriptors are shared by everyone
 
 
 class UploadError(Exception):
@@ -170,7 +172,24 @@ class Uploads:
     def staged(self, partner: str) -> list[Upload]:
         return [u for (p, _), u in self._live.items() if p == partner and u.staged]
 
+    def remove_stale_spool(self, older_than_seconds: float) -> int:
+        """At start: spool files left by a server that died mid-upload (a live upload of another server on the
+        same store writes at least once per idle timeout, so an older file is nobody's)."""
+        removed, cutoff = 0, time.time() - older_than_seconds
+        for path in self.store.spool_dir().glob("*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        if removed:
+            self.audit("spool_cleaned", files=removed)
+        return removed
+
     async def start(self, partner: str, name: str, key: str | None, owner: object) -> Upload:
+        if sum(1 for (p, _), u in self._live.items() if p == partner and u.state == OPEN) >= MAX_OPEN_UPLOADS:
+            raise UploadError(
+                f"too many uploads in progress ({MAX_OPEN_UPLOADS}): finish or close some before starting another"
+            )
         pending = await asyncio.to_thread(self._pending_bytes, partner)
         self._pending[partner] = pending
         old = self._live.get((partner, name))

@@ -9,6 +9,7 @@ import dagster as dg
 from leap_orchestration import settings
 from leap_orchestration.config.errors import ConfigError
 from leap_orchestration.config.loader import load_configuration
+from leap_orchestration.intake import outcomes as outcomes_view
 from leap_orchestration.intake.discovery import settled_uploads
 from leap_orchestration.intake.process import Upload, process_upload
 from leap_orchestration.resources import ConfigurationResource, LandingStoreResource, WarehouseResource
@@ -93,6 +94,14 @@ def _selected(
             owners=["team:data-engineering"],
         ),
     ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "uploads_accepted",
+            asset="uploads",
+            description="WARN when an upload of the run failed: which files, the error codes and the first error "
+            "rows. The partner has the same in failed/<file>/; the fix is theirs (upload a corrected file).",
+        )
+    ],
     group_name="intake",
     pool="duckdb",
 )
@@ -127,46 +136,33 @@ def interval_intake(
         )
         outcomes.append(outcome)
     done = [o for o in outcomes if o.status != "SKIPPED"]
-    table = dg.TableMetadataValue(
-        records=[
-            dg.TableRecord(
-                {
-                    "tenant": o.upload.tenant,
-                    "file": o.upload.obj.name,
-                    "job_id": o.upload.job_id,
-                    "status": o.status,
-                    "rows": o.rows,
-                    "errors": o.errors,
-                }
-            )
-            for o in done
-        ],
-        schema=dg.TableSchema(
-            columns=[
-                dg.TableColumn(c, t)
-                for c, t in (
-                    ("tenant", "string"),
-                    ("file", "string"),
-                    ("job_id", "string"),
-                    ("status", "string"),
-                    ("rows", "int"),
-                    ("errors", "int"),
-                )
-            ]
-        ),
-    )
+    failed_jobs = [o.upload.job_id for o in done if o.status == "FAILED"]
     with wh.connect() as con:
         readings = con.execute("SELECT count(*) FROM interval_readings").fetchall()[0][0]
         errors = con.execute("SELECT count(*) FROM upload_errors").fetchall()[0][0]
+        recent = outcomes_view.recent_uploads(con)
+        failed = outcomes_view.failed_uploads(con, failed_jobs)
+        by_code = outcomes_view.code_counts(con, failed_jobs)
+        first = outcomes_view.first_errors(con, failed_jobs)
+    _tag_run(context, done, failed)
     yield dg.MaterializeResult(
         asset_key="uploads",
         metadata={
-            "processed": table,
+            "this_run": _table([_processed(o) for o in done], PROCESSED_COLUMNS),
+            "recent_uploads": _table(recent, RECENT_COLUMNS),
             "accepted": sum(o.status == "COMPLETED" for o in done),
-            "failed": sum(o.status == "FAILED" for o in done),
+            "failed": len(failed_jobs),
         },
     )
-    yield dg.MaterializeResult(asset_key="upload_errors", metadata={"dagster/row_count": errors})
+    yield _uploads_accepted(done, failed, by_code, first)
+    yield dg.MaterializeResult(
+        asset_key="upload_errors",
+        metadata={
+            "dagster/row_count": errors,
+            "errors_this_run": _table(by_code, CODE_COLUMNS),
+            "first_errors_this_run": _table(first, ERROR_COLUMNS),
+        },
+    )
     yield dg.MaterializeResult(
         asset_key="interval_readings",
         metadata={
@@ -180,6 +176,97 @@ def interval_intake(
             + ", ".join(stuck[:20]),
             metadata={"pending": stuck},
         )
+
+
+PROCESSED_COLUMNS = (
+    ("source", "string"),
+    ("file", "string"),
+    ("status", "string"),
+    ("rows", "int"),
+    ("errors", "int"),
+    ("job_id", "string"),
+)
+RECENT_COLUMNS = (
+    ("source", "string"),
+    ("file", "string"),
+    ("received", "string"),
+    ("processed", "string"),
+    ("status", "string"),
+    ("rows", "int"),
+    ("errors", "int"),
+    ("top_codes", "string"),
+    ("run", "string"),
+)
+FAILED_COLUMNS = (
+    ("source", "string"),
+    ("file", "string"),
+    ("errors", "int"),
+    ("top_codes", "string"),
+    ("job_id", "string"),
+)
+CODE_COLUMNS = (("code", "string"), ("column", "string"), ("count", "int"))
+ERROR_COLUMNS = (
+    ("file", "string"),
+    ("line", "int"),
+    ("column", "string"),
+    ("code", "string"),
+    ("message", "string"),
+)
+
+
+def _table(rows: list[dict], columns: tuple[tuple[str, str], ...]) -> dg.TableMetadataValue:
+    return dg.TableMetadataValue(
+        records=[dg.TableRecord({name: row[name] for name, _ in columns}) for row in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns]),
+    )
+
+
+def _processed(o) -> dict:
+    source = o.upload.connector_id or o.upload.tenant
+    return {
+        "source": source,
+        "file": o.upload.obj.name,
+        "status": o.status,
+        "rows": o.rows,
+        "errors": o.errors,
+        "job_id": o.upload.job_id,
+    }
+
+
+def _tag_run(context: dg.AssetExecutionContext, done: list, failed: list[dict]) -> None:
+    """Run tags the Runs list shows and filters on (tag:leap/outcome=failed-uploads): a run whose uploads
+    failed succeeds (the pipeline did its job), so its status alone can't say so."""
+    outcome = "no-uploads" if not done else "failed-uploads" if failed else "all-accepted"
+    tags = {"leap/outcome": outcome}
+    if failed:
+        tags["leap/failed_uploads"] = str(len(failed))
+    context.instance.add_run_tags(context.run.run_id, tags)
+
+
+def _uploads_accepted(
+    done: list, failed: list[dict], by_code: list[dict], first: list[dict]
+) -> dg.AssetCheckResult:
+    if not failed:
+        what = f"all {len(done)} upload(s) of this run accepted" if done else "no upload in this run"
+        return dg.AssetCheckResult(
+            check_name="uploads_accepted", asset_key="uploads", passed=True, metadata={"summary": what}
+        )
+    codes = ", ".join(f"{c['code']} ×{c['count']}" for c in by_code[:5])
+    files = ", ".join(f"{f['source']}/{f['file']}" for f in failed[:5]) + (" …" if len(failed) > 5 else "")
+    return dg.AssetCheckResult(
+        check_name="uploads_accepted",
+        asset_key="uploads",
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(failed)} of {len(done)} upload(s) failed: {files}. Codes: {codes}. The partner or "
+        "connector must upload a corrected file (their failed/<file>/ has errors.csv); docs/error-codes.md "
+        "explains each code.",
+        metadata={
+            "failed_uploads": _table(failed, FAILED_COLUMNS),
+            "errors_by_code": _table(by_code, CODE_COLUMNS),
+            "first_errors": _table(first, ERROR_COLUMNS),
+        },
+    )
 
 
 def _load_configuration_if_never_loaded(context, wh, configuration: ConfigurationResource) -> None:

@@ -46,6 +46,10 @@ def test_definitions_load_and_graph_snapshot():
     assert {k.to_user_string(): graph.get(k).pools for k in graph.get_all_asset_keys()} == {
         k: {"duckdb"} for k in GRAPH
     }
+    intake = next(
+        a for a in defs.assets if getattr(a, "op", None) is not None and a.op.name == "interval_intake"
+    )
+    assert {c.name for c in intake.check_specs} == {"uploads_accepted"}  # evaluated in the intake step
     checks = {c.op.name: c.op.pool for c in defs.asset_checks}
     assert checks == {
         "interval_readings_interval_readings_unique": "duckdb",
@@ -90,8 +94,11 @@ def test_materialize_whole_graph(leap_home):
     meter = partner_meter("gridflex").meter_id
     drop(leap_home, "gridflex", "good.csv", csv_text(good_row(meter)))
     drop(leap_home, "gridflex", "bad.csv", csv_text(good_row("nope")))
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [meter_configuration, interval_intake, interval_readings_unique], resources=resources(leap_home)
+        [meter_configuration, interval_intake, interval_readings_unique],
+        resources=resources(leap_home),
+        instance=instance,
     )
     assert result.success
     inbox = leap_home / "landing" / "gridflex" / "interval-data"
@@ -99,13 +106,25 @@ def test_materialize_whole_graph(leap_home):
         inbox / "failed" / "bad.csv" / "bad.csv"
     ).exists()
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    processed = mats["uploads"].materialization.metadata["processed"].value.records
-    assert {r.data["file"]: r.data["status"] for r in processed} == {
+    uploads = mats["uploads"].materialization.metadata
+    assert {r.data["file"]: r.data["status"] for r in uploads["this_run"].value.records} == {
         "good.csv": "COMPLETED",
         "bad.csv": "FAILED",
     }
+    recent = {r.data["file"]: r.data for r in uploads["recent_uploads"].value.records}
+    assert recent["bad.csv"]["top_codes"] == "MTR_0002 ×1" and recent["good.csv"]["status"] == "COMPLETED"
     assert mats["interval_readings"].materialization.metadata["dagster/row_count"].value == 1
-    assert all(c.passed for c in result.get_asset_check_evaluations())
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["interval_readings_unique"].passed
+    # a failed upload makes the run visibly not clean: a WARN check that names the file, its codes and rows
+    warn = checks["uploads_accepted"]
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    assert "gridflex/bad.csv" in warn.description and "MTR_0002" in warn.description
+    first = warn.metadata["first_errors"].value.records
+    assert [(r.data["file"], r.data["line"], r.data["code"]) for r in first] == [("bad.csv", 2, "MTR_0002")]
+    assert "'nope' is not a valid meter UUID" in first[0].data["message"]
+    run_tags = instance.get_run_by_id(result.run_id).tags  # the Runs list filters on tag:leap/outcome
+    assert run_tags.get("leap/outcome") == "failed-uploads" and run_tags.get("leap/failed_uploads") == "1"
 
 
 def test_bad_configuration_fails_and_previous_stays(leap_home):

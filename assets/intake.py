@@ -77,12 +77,14 @@ def _selected(
             "uploads",
             description="One row per uploaded file version: status, counts, run.",
             deps=["meter_configuration"],
+            skippable=True,
             kinds={"duckdb"},
             owners=["team:data-engineering"],
         ),
         dg.AssetSpec(
             "upload_errors",
             description="Per-line, per-column errors of failed uploads (capped).",
+            skippable=True,
             kinds={"duckdb"},
             owners=["team:data-engineering"],
         ),
@@ -90,6 +92,7 @@ def _selected(
             "interval_readings",
             description="Standardized 15-minute readings, one current row per "
             "meter and interval; earlier versions in interval_readings_superseded.",
+            skippable=True,
             kinds={"duckdb"},
             owners=["team:data-engineering"],
         ),
@@ -145,31 +148,36 @@ def interval_intake(
         by_code = outcomes_view.code_counts(con, failed_jobs)
         first = outcomes_view.first_errors(con, failed_jobs)
     _tag_run(context, done, failed)
-    yield dg.MaterializeResult(
-        asset_key="uploads",
-        metadata={
-            "this_run": _table([_processed(o) for o in done], PROCESSED_COLUMNS),
-            "recent_uploads": _table(recent, RECENT_COLUMNS),
-            "accepted": sum(o.status == "COMPLETED" for o in done),
-            "failed": len(failed_jobs),
-        },
-    )
+    loaded = sum(o.rows for o in done if o.status == "COMPLETED")
+    # A run that names its uploads (sensor and schedule micro-batches) materializes only what changed, so a
+    # batch whose uploads all failed starts no settlement and publishes nothing. A catch-up run (nothing named)
+    # always materializes: the downstream steps in the same run (settlement) would be skipped otherwise.
+    quiet = bool(config.uploads or config.connector_uploads)
+    if done or not quiet:
+        yield dg.MaterializeResult(
+            asset_key="uploads",
+            metadata={
+                "this_run": _table([_processed(o) for o in done], PROCESSED_COLUMNS),
+                "recent_uploads": _table(recent, RECENT_COLUMNS),
+                "accepted": sum(o.status == "COMPLETED" for o in done),
+                "failed": len(failed_jobs),
+            },
+        )
     yield _uploads_accepted(done, failed, by_code, first)
-    yield dg.MaterializeResult(
-        asset_key="upload_errors",
-        metadata={
-            "dagster/row_count": errors,
-            "errors_this_run": _table(by_code, CODE_COLUMNS),
-            "first_errors_this_run": _table(first, ERROR_COLUMNS),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key="interval_readings",
-        metadata={
-            "dagster/row_count": readings,
-            "rows_loaded_this_run": sum(o.rows for o in done if o.status == "COMPLETED"),
-        },
-    )
+    if failed_jobs or not quiet:
+        yield dg.MaterializeResult(
+            asset_key="upload_errors",
+            metadata={
+                "dagster/row_count": errors,
+                "errors_this_run": _table(by_code, CODE_COLUMNS),
+                "first_errors_this_run": _table(first, ERROR_COLUMNS),
+            },
+        )
+    if loaded or not quiet:
+        yield dg.MaterializeResult(
+            asset_key="interval_readings",
+            metadata={"dagster/row_count": readings, "rows_loaded_this_run": loaded},
+        )
     if stuck:  # after the others' results: the run shows red, and the next run takes these files again
         raise dg.Failure(
             description=f"{len(stuck)} upload(s) could not be processed and stay pending: "

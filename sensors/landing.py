@@ -23,6 +23,8 @@ intake_job = dg.define_asset_job(
     "process_uploads",
     selection=dg.AssetSelection.assets("uploads", "upload_errors", "interval_readings"),
     description="Validate and load a batch of uploads.",
+    # partners wait for these results: queued ahead of settlement, and first to the duckdb pool's slot
+    run_tags={"dagster/priority": "10"},
 )
 configuration_job = dg.define_asset_job(
     "load_configuration",

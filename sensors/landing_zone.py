@@ -20,9 +20,9 @@ landing_zone_job = dg.define_asset_job(
     "landing_zone_connector",
     selection=dg.AssetSelection.assets(*INTAKE_ASSETS, "standardized_meter_hours"),
     description="Check and load the GCS connectors' new files, then publish standardized meter-hours. Launched "
-    "without config it takes every complete file in the landing zone (on a fresh home, intake loads the meter "
-    "configuration first).",
-    config=dg.RunConfig(ops={"interval_intake": {"config": {"sources": ["connectors"]}}}),
+    "without config it catches up on every complete file (landing zone and partners' inboxes; on a fresh home, "
+    "intake loads the meter configuration first). No job-level config: the hourly publish-only run selects "
+    "standardized_meter_hours alone, and config for an unselected step is refused.",
 )
 
 
@@ -60,16 +60,16 @@ def landing_zone_schedule(
                 },
             )
         )
-    if not runs:  # nothing new: still publish hours that other uploads changed
-        runs.append((f"landing-zone-{hour}-publish", {"sources": []}, {}))
+    if not runs:  # nothing new: still publish hours that other uploads changed, without touching intake
+        runs.append((f"landing-zone-{hour}-publish", None, {}))
     if ignored:  # shown on the tick's first run, as well as in the tick's log
         runs[0][2]["leap/ignored_objects"] = ", ".join(u.obj.key for u in ignored)[:4000]
     return [
         dg.RunRequest(
-            run_key=key,
-            run_config=dg.RunConfig(ops={"interval_intake": {"config": config}}),
-            tags=tags,
+            run_key=key, run_config=dg.RunConfig(ops={"interval_intake": {"config": config}}), tags=tags
         )
+        if config is not None
+        else dg.RunRequest(run_key=key, tags=tags, asset_selection=[dg.AssetKey("standardized_meter_hours")])
         for key, config, tags in runs
     ]
 

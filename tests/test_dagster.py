@@ -238,3 +238,40 @@ def test_configuration_sensor_requests_on_change(leap_home):
     assert first.cursor.startswith(
         "2:"
     )  # the loader version: an upgrade that loads more reloads unchanged files
+
+
+def test_a_micro_batch_materializes_only_what_changed(leap_home):
+    """A partner batch whose uploads all failed materializes no readings, so it starts no settlement run; the
+    run is still visibly not clean (the WARN check and its tag)."""
+    from assets.configuration import meter_configuration
+    from assets.intake import interval_intake
+    from leap_orchestration.intake.discovery import pending_uploads
+    from leap_orchestration.intake.tick import config_entry
+    from leap_orchestration.stores import LocalLandingStore
+
+    dg.materialize([meter_configuration], resources=resources(leap_home))
+    drop(leap_home, "gridflex", "bad.csv", csv_text(good_row("nope")))
+    store = LocalLandingStore(leap_home / "landing")
+    named = {
+        "ops": {"interval_intake": {"config": {"uploads": [config_entry(u) for u in pending_uploads(store)]}}}
+    }
+    result = dg.materialize(
+        [interval_intake], resources=resources(leap_home), run_config=named, selection=["*"]
+    )
+    assert result.success
+    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} == {
+        "uploads",
+        "upload_errors",
+    }
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [False]
+
+    meter = partner_meter("gridflex").meter_id
+    drop(leap_home, "gridflex", "good.csv", csv_text(good_row(meter)))
+    named = {
+        "ops": {"interval_intake": {"config": {"uploads": [config_entry(u) for u in pending_uploads(store)]}}}
+    }
+    result = dg.materialize([interval_intake], resources=resources(leap_home), run_config=named)
+    assert {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()} == {
+        "uploads",
+        "interval_readings",
+    }

@@ -1,0 +1,58 @@
+"""The `dg` command line from the repo root ([tool.dg] in pyproject.toml): `dg check defs`, `dg launch`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import csv_text, good_row, partner_meter
+
+REPO = Path(__file__).resolve().parents[1]
+DG = Path(sys.executable).parent / "dg"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli_env(leap_home):
+    """As tests/test_end_to_end.py: a fresh LEAP_HOME, its Dagster instance with the project's dagster.yaml."""
+    dagster_home = leap_home / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "LEAP_HOME": str(leap_home),
+        "LEAP_CONFIG": str(leap_home / "config"),
+        "LEAP_SETTLE_SECONDS": "0.2",
+    }
+
+
+def dg(env, *args, timeout=300):
+    return subprocess.run(
+        [str(DG), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_dg_check_defs(cli_env):
+    proc = dg(cli_env, "check", "defs")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "All definitions loaded successfully" in proc.stdout + proc.stderr
+
+
+def test_dg_launch_processes_a_dropped_upload(leap_home, cli_env):
+    inbox = leap_home / "landing" / "sunrise-energy" / "interval-data"
+    inbox.mkdir(parents=True)
+    upload = inbox / "good.csv"
+    upload.write_bytes(csv_text(good_row(partner_meter("sunrise-energy").meter_id)))
+    os.utime(upload, (time.time() - 30,) * 2)  # settled: unchanged for longer than LEAP_SETTLE_SECONDS
+
+    proc = dg(cli_env, "launch", "--assets", "*")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SupersessionWarning" not in proc.stderr
+    assert (inbox / "accepted" / "good.csv" / "good.csv").exists()
+    assert json.loads((inbox / "status" / "good.csv.json").read_text())["status"] == "COMPLETED"
+    assert not upload.exists()

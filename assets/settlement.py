@@ -6,8 +6,8 @@ import datetime as dt
 import dagster as dg
 
 from leap_orchestration.resources import WarehouseResource
+from leap_orchestration.settlement import views
 from leap_orchestration.settlement.performance import (
-    PROGRAM_EVENTS,
     rebuild_event_performance,
     rebuild_hourly,
     rebuild_program_events,
@@ -15,7 +15,26 @@ from leap_orchestration.settlement.performance import (
 )
 from leap_orchestration.settlement.settle import settle, stale_events
 
-CHARTED_EVENTS = 8  # the most recent events get a chart in the metadata; every event is in the summary table
+
+def table(rows: list[dict]) -> dg.TableMetadataValue:
+    """An inline UI table from plain rows (all rows, columns in the rows' order; None shows blank)."""
+    columns = list(rows[0]) if rows else []
+    kinds = {bool: "bool", int: "int", float: "float"}
+    return dg.TableMetadataValue(
+        records=[dg.TableRecord(row) for row in rows],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    c,
+                    next(
+                        (kinds[type(r[c])] for r in rows if r[c] is not None and type(r[c]) in kinds),
+                        "string",
+                    ),
+                )
+                for c in columns
+            ]
+        ),
+    )
 
 
 class BaselinesConfig(dg.Config):
@@ -64,7 +83,9 @@ def baselines(
     deps=[baselines],
     **_ASSET,
     description="Per meter and event: baseline, actual and reduction (kWh), average kW, intervals expected "
-    "and present, status. Charts of the most recent events are in this asset's metadata.",
+    "and present, status. Its metadata has every event on its own: `event <id>` lists every enrolled meter "
+    "(status and why, numbers), `chart <id>` draws baseline against actual; `programs` has per-program "
+    "totals and `meters_lacking_data` names the meters without full numbers and what would clear it.",
 )
 def event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
     # matplotlib costs 0.8 s of imports: only where charts are drawn, not on every code-location load
@@ -72,49 +93,21 @@ def event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
     with warehouse.warehouse().connect() as con:
         rows = rebuild_event_performance(con, dt.datetime.now(dt.UTC))
-        summary = con.execute(f"""SELECT event_id, program_id, start_utc, meters_enrolled, meters_with_numbers,
-                                         reduction_kwh, avg_reduction_kw FROM ({PROGRAM_EVENTS})
-                                  ORDER BY start_utc DESC, event_id""").fetchall()
-        reports = {
-            f"event {e[0]}": dg.MetadataValue.md(charts.event_report(con, e[0]))
-            for e in summary[:CHARTED_EVENTS]
-        }
-    table = dg.TableMetadataValue(
-        records=[
-            dg.TableRecord(
-                {
-                    "event": e,
-                    "program": p,
-                    "start_utc": s.isoformat(),
-                    "meters": n,
-                    "with_numbers": k,
-                    "reduction_kwh": round(r or 0.0, 3),
-                    "avg_kw": round(kw or 0.0, 3),
-                }
+        summary = views.events(con)
+        per_event = {}
+        for event in summary:  # every event, newest first: a table of its meters (inline) and its chart
+            per_event[f"event {event['event']}"] = table(views.event_meters(con, event["event"]))
+            per_event[f"chart {event['event']}"] = dg.MetadataValue.md(
+                charts.event_report(con, event["event"])
             )
-            for e, p, s, n, k, r, kw in summary
-        ],
-        schema=dg.TableSchema(
-            columns=[
-                dg.TableColumn(c, t)
-                for c, t in (
-                    ("event", "string"),
-                    ("program", "string"),
-                    ("start_utc", "string"),
-                    ("meters", "int"),
-                    ("with_numbers", "int"),
-                    ("reduction_kwh", "float"),
-                    ("avg_kw", "float"),
-                )
-            ]
-        ),
-    )
+        programs, lacking = views.program_totals(con), views.lacking_data(con)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
-            "events": table,
-            "total_reduction_kwh": float(sum(r or 0.0 for *_, r, _ in summary)),
-            **reports,
+            "events": table(summary),
+            "programs": table(programs),
+            "meters_lacking_data": table(lacking),
+            **per_event,
         }
     )
 
@@ -137,7 +130,14 @@ def event_performance_hourly(warehouse: WarehouseResource) -> dg.MaterializeResu
 )
 def program_event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.warehouse().connect() as con:
-        return dg.MaterializeResult(metadata={"dagster/row_count": rebuild_program_events(con)})
+        rows = rebuild_program_events(con)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "events": table(views.events(con)),
+                "programs": table(views.program_totals(con)),
+            }
+        )
 
 
 @dg.asset(
@@ -148,7 +148,10 @@ def program_event_performance(warehouse: WarehouseResource) -> dg.MaterializeRes
 )
 def season_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.warehouse().connect() as con:
-        return dg.MaterializeResult(metadata={"dagster/row_count": rebuild_seasons(con)})
+        rows = rebuild_seasons(con)
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": rows, "seasons": table(views.seasons(con))}
+        )
 
 
 @dg.asset_check(
@@ -190,26 +193,18 @@ def baselines_cover_events(warehouse: WarehouseResource) -> dg.AssetCheckResult:
 def event_performance_sufficiency(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.warehouse().connect(read_only=True) as con:
         counts = dict(con.execute("SELECT status, count(*) FROM event_performance GROUP BY ALL").fetchall())
-        worst = con.execute("""SELECT event_id, count(*) FILTER (WHERE reduction_kwh IS NULL) AS without_numbers,
-                                      count(*) FILTER (WHERE status = 'MISSING_ACTUALS') AS partial, count(*) AS meters
-                               FROM event_performance GROUP BY ALL HAVING without_numbers + partial > 0
-                               ORDER BY without_numbers + partial DESC LIMIT 10""").fetchall()
-    lacking = sum(
-        n for s, n in counts.items() if s in ("INSUFFICIENT_DAYS", "NO_ADJUSTMENT_DATA", "MISSING_ACTUALS")
-    )
+        lacking = views.lacking_data(con)
+    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['status']})" for r in lacking[:5])
     return dg.AssetCheckResult(
-        passed=lacking == 0,
+        passed=not lacking,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "statuses": dg.MetadataValue.json(counts),
-            "meters_lacking_data": lacking,
-            "events_most_affected": dg.MetadataValue.json(
-                [
-                    {"event": e, "without_numbers": w, "partial_actuals": p, "meters": m}
-                    for e, w, p, m in worst
-                ]
-            ),
-        },
+        description=(
+            f"{len(lacking)} meter-event(s) lack data: {named}{' …' if len(lacking) > 5 else ''}. "
+            "To clear: the partner uploads the missing readings (see to_clear_it)."
+            if lacking
+            else "every enrolled meter of every settled event has full numbers"
+        ),
+        metadata={"statuses": dg.MetadataValue.json(counts), "meters_lacking_data": table(lacking)},
     )
 
 

@@ -324,13 +324,30 @@ def test_settlement_assets_checks_metadata_and_sensor(leap_home):
         for m in result.get_asset_materialization_events()
     }
     assert len(mats["baselines"]["events_recomputed"].value) == 8
-    report = mats["event_performance"]["event caiso_dsgs-2025-08-20"].value
+    performance = mats["event_performance"]
+    report = performance["chart caiso_dsgs-2025-08-20"].value
     assert "data:image/png;base64," in report and "| best |" in report and "INSUFFICIENT_DAYS 1" in report
+    # every event on its own: an inline table of every enrolled meter, with why a meter lacks numbers
+    events = [r.data for r in performance["events"].value.records]
+    assert len(events) == 8 and all(f"event {e['event']}" in performance for e in events)
+    meters = [r.data for r in performance["event caiso_dsgs-2025-08-20"].value.records]
+    event = next(e for e in events if e["event"] == "caiso_dsgs-2025-08-20")
+    assert len(meters) == event["meters"] and event["start_local"].startswith("2025-08-20")
+    late = [m for m in meters if m["status"] == "INSUFFICIENT_DAYS"]
+    assert len(late) == 1 and late[0]["reduction_kwh"] is None and "eligible days" in late[0]["why"]
+    # totals per program only (programs have different rules), rounded
+    programs = {r.data["program"]: r.data for r in performance["programs"].value.records}
+    assert len(programs) == 4 and all(p["events"] == 2 for p in programs.values())
+    lacking = [r.data for r in performance["meters_lacking_data"].value.records]
+    assert {row["status"] for row in lacking} == {"INSUFFICIENT_DAYS", "MISSING_ACTUALS"}
+    seasons = [r.data for r in mats["season_performance"]["seasons"].value.records]
+    assert {row["program"] for row in seasons} == set(programs)
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["baselines_cover_events"].passed
     sufficiency = checks["event_performance_sufficiency"]  # the demo's late joiner and its gap, on purpose
     assert not sufficiency.passed and sufficiency.severity == dg.AssetCheckSeverity.WARN
-    assert sufficiency.metadata["meters_lacking_data"].value == 2
+    assert len(sufficiency.metadata["meters_lacking_data"].value.records) == 2
+    assert "INSUFFICIENT_DAYS" in sufficiency.description and "To clear" in sufficiency.description
     # the sensor: a first tick requests a run (it has seen nothing yet), the next one skips, a new configuration
     # materialization requests one more run
     first = settlement_sensor(dg.build_sensor_context(instance=instance))

@@ -1,0 +1,140 @@
+"""What operators read of settlement: every event on its own, per-program totals, and the meters lacking data.
+
+Plain rows (lists of dicts) with rounded numbers, read from `event_performance` (per-event totals by the one
+shared definition, `performance.PROGRAM_EVENTS`); `assets/settlement.py` turns
+them into inline tables of the UI. Totals are per program only: programs have different rules (presets,
+channels, clipping), so a sum across programs would mean nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from leap_orchestration.settlement.performance import PROGRAM_EVENTS
+
+# Why a meter has no numbers, or partial ones, and what would clear it (docs/baselines.md, statuses).
+STATUS_REASONS = {
+    "OK": "",
+    "PROVISIONAL": "computed from readings not all final; final readings recompute it",
+    "INSUFFICIENT_DAYS": "not enough eligible days before the event: upload earlier readings (none exist if the "
+    "meter joined recently)",
+    "NO_ADJUSTMENT_DATA": "readings missing in the adjustment window: upload them (unadjusted baseline used)",
+    "MISSING_ACTUALS": "event intervals missing: upload them (sums cover the present ones)",
+}
+LACKING = ("INSUFFICIENT_DAYS", "NO_ADJUSTMENT_DATA", "MISSING_ACTUALS")
+
+
+def _kwh(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _local(start: dt.datetime, zone: str | None) -> str:
+    """The event's start in the meters' local time with the date, e.g. '2025-07-15 14:00 EDT'."""
+    local = start.astimezone(ZoneInfo(zone)) if zone else start.astimezone(dt.UTC)
+    return local.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Every settled event, newest first: local and UTC start, meters, those OK and lacking data, and the
+    event's totals (kWh, aggregate average kW)."""
+    rows = con.execute(
+        f"""SELECT p.event_id, p.program_id, p.start_utc, p.event_hours, p.meters_enrolled, p.meters_ok,
+                  (SELECT count(*) FROM event_performance f WHERE f.event_id = p.event_id
+                     AND f.status IN ('INSUFFICIENT_DAYS', 'NO_ADJUSTMENT_DATA', 'MISSING_ACTUALS')) AS lacking,
+                  p.reduction_kwh, p.avg_reduction_kw,
+                  (SELECT mode(m.timezone) FROM event_performance f JOIN meters m USING (meter_id)
+                     WHERE f.event_id = p.event_id) AS zone
+           FROM ({PROGRAM_EVENTS}) p ORDER BY p.start_utc DESC, p.event_id"""
+    ).fetchall()
+    return [
+        {
+            "event": event,
+            "program": program,
+            "start_local": _local(start, zone),
+            "start_utc": start.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+            "hours": round(hours, 2),
+            "meters": meters,
+            "ok": ok,
+            "lacking_data": lacking,
+            "reduction_kwh": _kwh(reduction),
+            "avg_kw": _kwh(avg_kw),
+        }
+        for event, program, start, hours, meters, ok, lacking, reduction, avg_kw, zone in rows
+    ]
+
+
+def event_meters(con: duckdb.DuckDBPyConnection, event_id: str) -> list[dict]:
+    """Every meter enrolled in the event: status and why, baseline, actual, reduction, average kW, intervals."""
+    rows = con.execute(
+        """SELECT meter_id, status, baseline_kwh, actual_kwh, reduction_kwh, avg_reduction_kw,
+                  intervals_present, intervals_expected
+           FROM event_performance WHERE event_id = ? ORDER BY reduction_kwh DESC NULLS LAST, meter_id""",
+        [event_id],
+    ).fetchall()
+    return [
+        {
+            "meter": meter,
+            "status": status,
+            "why": STATUS_REASONS.get(status, ""),
+            "baseline_kwh": _kwh(baseline),
+            "actual_kwh": _kwh(actual),
+            "reduction_kwh": _kwh(reduction),
+            "avg_kw": _kwh(avg_kw),
+            "delivered": "" if reduction is None else "yes" if reduction > 0 else "no",
+            "intervals": f"{present}/{expected}",
+        }
+        for meter, status, baseline, actual, reduction, avg_kw, present, expected in rows
+    ]
+
+
+def program_totals(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Per program: events, reduction kWh and the aggregate average kW over all its event hours."""
+    rows = con.execute(
+        f"""SELECT program_id, count(*), sum(reduction_kwh), sum(reduction_kwh) / sum(event_hours)
+           FROM ({PROGRAM_EVENTS}) GROUP BY ALL ORDER BY program_id"""
+    ).fetchall()
+    return [
+        {"program": program, "events": n, "reduction_kwh": _kwh(kwh), "avg_kw": _kwh(kw)}
+        for program, n, kwh, kw in rows
+    ]
+
+
+def lacking_data(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Each meter and event without full numbers, named, with what would clear it."""
+    rows = con.execute(
+        """SELECT event_id, meter_id, status, intervals_present, intervals_expected FROM event_performance
+           WHERE status IN ('INSUFFICIENT_DAYS', 'NO_ADJUSTMENT_DATA', 'MISSING_ACTUALS')
+           ORDER BY event_id, meter_id"""
+    ).fetchall()
+    return [
+        {
+            "event": event,
+            "meter": meter,
+            "status": status,
+            "intervals": f"{present}/{expected}",
+            "to_clear_it": STATUS_REASONS[status],
+        }
+        for event, meter, status, present, expected in rows
+    ]
+
+
+def seasons(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Per program and season: meters, and the average kW over all event hours (missed events count as 0)."""
+    rows = con.execute(
+        """SELECT program_id, season_id, count(*), max(events), sum(reduction_kwh), sum(reduction_kwh) / max(event_hours)
+           FROM season_performance GROUP BY ALL ORDER BY program_id, season_id"""
+    ).fetchall()
+    return [
+        {
+            "program": program,
+            "season": season,
+            "meters": meters,
+            "events": events_,
+            "reduction_kwh": _kwh(kwh),
+            "avg_kw": _kwh(kw),
+        }
+        for program, season, meters, events_, kwh, kw in rows
+    ]

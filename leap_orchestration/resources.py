@@ -2,6 +2,10 @@
 
 The landing store is abstract with one implementation per backend (a local folder, a GCS bucket), so the same
 asset and sensor code runs on both (the `project_fully_featured` pattern).
+
+Nothing here imports google-cloud-storage (nor dagster_gcp, which pulls in BigQuery and pandas) at import time:
+every run imports the code location again in a fresh process, so with the default local landing zone those
+seconds would be paid on every run for nothing. The GCS client is imported and created on first use.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-from dagster_gcp import GCSResource
 
 from leap_orchestration import settings
 from leap_orchestration.config.loader import default_config_dir, load_properties
@@ -59,14 +62,27 @@ class LocalLandingZoneResource(_ConnectorLandingZone):
         return LocalLandingStore(self.root, inboxes=self.inboxes())
 
 
+class GcsClientResource(dg.ConfigurableResource):
+    """A google-cloud-storage client, configured like `dagster_gcp.GCSResource` (the same `project` field and
+    the same `storage.Client(project=...)`: application default credentials; with STORAGE_EMULATOR_HOST set,
+    an emulator), but imported only when a client is made."""
+
+    project: str | None = None
+
+    def get_client(self):
+        from google.cloud import storage
+
+        return storage.Client(project=self.project)
+
+
 class GcsLandingStoreResource(_ConnectorLandingZone):
     """The landing zone on GCS: the `landing_zone` bucket.
 
-    The client comes from `dagster_gcp.GCSResource` (so credentials and project are configured the Dagster way;
-    with STORAGE_EMULATOR_HOST set, google-cloud-storage talks to an emulator instead).
+    `gcs` is any resource whose `get_client()` returns a `google.cloud.storage.Client`: `GcsClientResource`, or
+    `dagster_gcp.GCSResource` if a deployment already configures one.
     """
 
-    gcs: GCSResource
+    gcs: dg.ConfigurableResource
     bucket: str = "landing_zone"
 
     def store(self) -> LandingStore:
@@ -92,7 +108,7 @@ class LocalBucketsResource(BucketStoreResource):
 
 
 class GcsBucketsResource(BucketStoreResource):
-    gcs: GCSResource
+    gcs: dg.ConfigurableResource  # as in GcsLandingStoreResource: anything with get_client()
     max_workers: int = 32  # parallel uploads: each small object is one HTTP request
 
     def buckets(self) -> BucketStore:
@@ -126,7 +142,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "configuration": ConfigurationResource(path=config),
     }
     if settings.landing_zone_backend() == "gcs":
-        gcs = GCSResource(project=settings.gcs_project())
+        gcs = GcsClientResource(project=settings.gcs_project())
         resources["landing_zone"] = GcsLandingStoreResource(
             gcs=gcs, bucket=settings.landing_zone_bucket(), config_path=config
         )

@@ -56,3 +56,24 @@ def test_dg_launch_processes_a_dropped_upload(leap_home, cli_env):
     assert (inbox / "accepted" / "good.csv" / "good.csv").exists()
     assert json.loads((inbox / "status" / "good.csv.json").read_text())["status"] == "COMPLETED"
     assert not upload.exists()
+
+
+@pytest.mark.parametrize("landing_zone", ["local", "gcs"])
+def test_loading_the_code_location_imports_no_gcs_client(cli_env, landing_zone):
+    """Every run (dg launch, the daemon's runs) imports the code location again in a fresh process: the GCS
+    client (and dagster_gcp's BigQuery and pandas) is imported only when a GCS store is used."""
+    heavy = ("dagster_gcp", "google.cloud.storage", "google.cloud.bigquery")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, leap_orchestration.definitions; print([m for m in {heavy!r} if m in sys.modules])",
+        ],
+        cwd=REPO,
+        env={**cli_env, "LEAP_LANDING_ZONE": landing_zone},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]"

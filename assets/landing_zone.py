@@ -9,9 +9,9 @@ from leap_orchestration.standardized.publish import publish_standardized
 
 @dg.asset(
     deps=["interval_readings", "meter_configuration"],
-    description="One bm:meterData XML object per connector, meter and complete UTC hour, at "
-    "<participant bucket>/<connector>/standardized/<meter number>/<YYYY-MM-DDTHH:00:00>; an hour is "
-    "republished when a later upload changes it. Published objects are tracked in standardized_hours.",
+    description="One `bm:meterData` XML object per connector, meter and complete UTC hour, at "
+    "`<participant bucket>/<connector>/standardized/<meter number>/<YYYY-MM-DDTHH:00:00>`; an hour is "
+    "republished when a later upload changes it. Published objects are tracked in `standardized_hours`.",
     group_name="landing_zone",
     kinds={"gcs", "xml"},
     owners=["team:data-engineering"],

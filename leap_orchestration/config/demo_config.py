@@ -29,6 +29,8 @@ START = "2024-01-01T00:00:00Z"
 PARTICIPANT_START = "2021-01-01T00:00:00Z"
 # Meter number 9 (battery_005, California) moved from sunrise-energy to voltstream at this instant.
 TRANSFERRED_METER_NUMBER = 9
+# Every demo partner and the connector are expected to upload daily, as the data-upload guide recommends.
+DEMO_UPLOAD_EVERY = "P1D"
 TRANSFER_AT = datetime(2025, 6, 1, tzinfo=UTC)
 _TRANSFER_AT_TEXT = "2025-06-01T00:00:00Z"
 
@@ -273,7 +275,11 @@ def _document(lines: list[str]) -> str:
 def properties_xml() -> str:
     names = {"sunrise-energy": "Sunrise Energy", "voltstream": "VoltStream", "gridflex": "GridFlex"}
     lines = [f'<properties xmlns="{NAMESPACE}">', "  <sftpPartners>"]
-    lines += [f"    <partner {_attrs(id=p, name=names[p])}/>" for p in DEMO_PARTNERS]
+    # expectedUploadEvery is optional (default P1D, daily); written out so the demo shows where it goes
+    lines += [
+        f"    <partner {_attrs(id=p, name=names[p], expectedUploadEvery=DEMO_UPLOAD_EVERY)}/>"
+        for p in DEMO_PARTNERS
+    ]
     lines += [
         "  </sftpPartners>",
         "  <participants>",
@@ -285,6 +291,7 @@ def properties_xml() -> str:
         fileFormat="interval-csv-v1",
         schedule="hourly",
         outputBucket=DEMO_PARTICIPANT,
+        expectedUploadEvery=DEMO_UPLOAD_EVERY,
     )
     lines += [f"      <connector {connector}/>", "    </participant>", "  </participants>", "</properties>"]
     return _document(lines)

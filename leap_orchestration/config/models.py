@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 # Mirrors of the XSD enumerations (a test keeps them equal), for code that branches on them.
@@ -35,6 +35,10 @@ CHANNELS = ("net", "consumed", "generated")
 CLIP_RULES = ("none", "event", "interval")
 FILE_FORMATS = ("interval-csv-v1",)
 SCHEDULES = ("hourly", "daily")
+# How often a partner or connector is expected to upload (`expectedUploadEvery`): the data-upload guide
+# recommends daily uploads; the loader accepts PT1H to P366D.
+DEFAULT_UPLOAD_EVERY = timedelta(days=1)
+UPLOAD_EVERY_RANGE = (timedelta(hours=1), timedelta(days=366))
 
 
 def _require_aware(ts: datetime) -> datetime:
@@ -54,6 +58,7 @@ def _covers(valid_from: datetime, valid_to: datetime | None, ts: datetime) -> bo
 class SftpPartner:
     partner_id: str
     name: str
+    expected_upload_every: timedelta = DEFAULT_UPLOAD_EVERY
 
     @property
     def inbox_prefix(self) -> str:
@@ -69,6 +74,7 @@ class Connector:
     file_format: str
     schedule: str
     output_bucket: str
+    expected_upload_every: timedelta = DEFAULT_UPLOAD_EVERY
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ guaranteed; what remains are semantic checks, each reported at the offending ele
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,6 +15,8 @@ from lxml import etree
 
 from .errors import ConfigError
 from .models import (
+    DEFAULT_UPLOAD_EVERY,
+    UPLOAD_EVERY_RANGE,
     Connector,
     DrEvent,
     Enrollment,
@@ -64,12 +67,52 @@ def _check_unique(seen: dict[str, int], key: str, what: str, elem: etree._Elemen
     seen[key] = elem.sourceline or 0
 
 
+_CADENCE = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?")
+
+
+def _upload_every(elem: etree._Element, path: Path) -> timedelta:
+    """`expectedUploadEvery`: an ISO-8601 duration in days, hours and minutes (P1D, PT12H, P7D), PT1H to P366D."""
+    text = elem.get("expectedUploadEvery")
+    if text is None:  # lxml does not fill in XSD attribute defaults
+        return DEFAULT_UPLOAD_EVERY
+    value = text.strip()
+    match = _CADENCE.fullmatch(value)
+    if match is None or not any(match.groups()) or value.endswith("T"):  # the XSD refuses these too
+        raise ConfigError(
+            path,
+            elem.sourceline,
+            f"expectedUploadEvery={text!r} is not a duration in days, hours and minutes "
+            "(ISO 8601, e.g. P1D for daily, PT12H, P7D for weekly)",
+        )
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    total = (days * 24 + hours) * 60 + minutes  # minutes, compared before a huge value can overflow timedelta
+    low, high = (int(bound.total_seconds()) // 60 for bound in UPLOAD_EVERY_RANGE)
+    if total < low:
+        raise ConfigError(
+            path,
+            elem.sourceline,
+            f"expectedUploadEvery={text!r} is shorter than PT1H: partner health is evaluated about hourly "
+            "(with the intake runs), so a shorter cadence could not be told apart from an ordinary delay",
+        )
+    if total > high:
+        raise ConfigError(
+            path, elem.sourceline, f"expectedUploadEvery={text!r} is longer than P366D (a yearly upload)"
+        )
+    return timedelta(minutes=total)
+
+
 def read_properties(root: etree._Element, path: Path) -> Properties:
     ids: dict[str, int] = {}  # partner and participant ids share one space: ownership may name either
     partners = []
     for elem in root.iterfind(f"{_q('sftpPartners')}/{_q('partner')}"):
         _check_unique(ids, elem.get("id"), "partner/participant id", elem, path)
-        partners.append(SftpPartner(partner_id=elem.get("id"), name=elem.get("name")))
+        partners.append(
+            SftpPartner(
+                partner_id=elem.get("id"),
+                name=elem.get("name"),
+                expected_upload_every=_upload_every(elem, path),
+            )
+        )
 
     connector_ids: dict[str, int] = {}
     # Every tenant inbox, to make sure no tenant can write into (or read status objects of) another's.
@@ -106,6 +149,7 @@ def read_properties(root: etree._Element, path: Path) -> Properties:
                     file_format=c_elem.get("fileFormat", "interval-csv-v1"),
                     schedule=c_elem.get("schedule", "hourly"),
                     output_bucket=c_elem.get("outputBucket"),
+                    expected_upload_every=_upload_every(c_elem, path),
                 )
             )
         participants.append(

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.configuration import meter_configuration
+from assets.health import HEALTH_CHECKS, with_freshness
 from assets.intake import interval_intake, interval_readings_unique
 from assets.landing_zone import standardized_meter_hours
 from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
@@ -13,8 +14,11 @@ from sensors.landing_zone import landing_zone_job, landing_zone_schedule
 from sensors.settlement import settlement_job, settlement_schedule, settlement_sensor
 
 defs = dg.Definitions(
-    assets=[meter_configuration, interval_intake, standardized_meter_hours, *SETTLEMENT_ASSETS],
-    asset_checks=[interval_readings_unique, *SETTLEMENT_CHECKS],
+    # freshness policies applied in one place (assets/health.py: readings, standardized hours, performance)
+    assets=with_freshness(
+        [meter_configuration, interval_intake, standardized_meter_hours, *SETTLEMENT_ASSETS]
+    ),
+    asset_checks=[interval_readings_unique, *SETTLEMENT_CHECKS, *HEALTH_CHECKS],
     jobs=[intake_job, configuration_job, landing_zone_job, settlement_job],
     sensors=[landing_inbox_sensor, configuration_sensor, settlement_sensor],
     schedules=[landing_zone_schedule, settlement_schedule],

@@ -69,7 +69,13 @@ def landing_zone_schedule(
             run_key=key, run_config=dg.RunConfig(ops={"interval_intake": {"config": config}}), tags=tags
         )
         if config is not None
-        else dg.RunRequest(run_key=key, tags=tags, asset_selection=[dg.AssetKey("standardized_meter_hours")])
+        else dg.RunRequest(
+            run_key=key,
+            tags=tags,
+            asset_selection=[dg.AssetKey("standardized_meter_hours")],
+            # partner health is judged hourly even when nothing arrives: silence is what it looks for
+            asset_check_keys=[dg.AssetCheckKey(dg.AssetKey("uploads"), "partner_health")],
+        )
         for key, config, tags in runs
     ]
 

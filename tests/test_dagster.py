@@ -53,6 +53,7 @@ def test_definitions_load_and_graph_snapshot():
     checks = {c.op.name: c.op.pool for c in defs.asset_checks}
     assert checks == {
         "interval_readings_interval_readings_unique": "duckdb",
+        "uploads_partner_health": "duckdb",
         "baselines_baselines_cover_events": "duckdb",
         "event_performance_event_performance_sufficiency": "duckdb",
     }

@@ -274,6 +274,7 @@ def test_schedule_lists_the_landing_zone_and_keys_runs_by_generation(leap_home):
     assert idle.run_key == "landing-zone-20261121T10-publish"
     # ... without touching intake (no uploads run, no interval_readings materialization, no settlement)
     assert idle.asset_selection == [dg.AssetKey("standardized_meter_hours")] and not idle.run_config
+    assert idle.asset_check_keys == [dg.AssetCheckKey(dg.AssetKey("uploads"), "partner_health")]  # hourly
 
     for i in range(MAX_UPLOADS_PER_RUN + 1):
         drop_connector_file(leap_home, f"f{i:03d}.csv", quarter_rows(METER_3.meter_id, "2021-11-08T14", [1]))

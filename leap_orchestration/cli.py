@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -104,25 +105,53 @@ def demo(no_serve: bool) -> None:
 
     home = settings.leap_home()
     written = write_demo(home)
-    click.echo(f"Demo configuration: {home / 'config'}")
-    for partner, files in written.items():
-        for f in files:
-            click.echo(f"Demo upload for {partner}: {f}")
     first_partner, files = next(iter(written.items()))
-    click.echo(
-        f"\nThe summer-2025 history of every enrolled meter (and connector ext_conn1's upload) waits in the "
-        f"inboxes; before the UI starts, the whole asset graph runs once to take it in and settle the demo events.\n"
-        f"Drop another file into a partner's inbox to process it, e.g.:\n"
-        f"  cp {files[0]} {home / 'landing' / first_partner / 'interval-data'}/\n"
-        f"Standardized output of the connector, by path:\n"
-        f"  cat {home / 'buckets' / 'participant_1' / 'ext_conn1' / 'standardized' / '3' / '2021-11-08T14:00:00'}"
-    )
     if no_serve:
+        click.echo(f"Demo configuration: {home / 'config'}")
+        for partner, uploads in written.items():
+            for f in uploads:
+                click.echo(f"Demo upload for {partner}: {f}")
+        click.echo(
+            f"\nThe summer-2025 history of every enrolled meter (and connector ext_conn1's upload) waits in the "
+            f"inboxes; `dg launch --assets '*'` takes it in and settles the demo events.\n"
+            f"Drop another file into a partner's inbox to process it, e.g.:\n"
+            f"  cp {files[0]} {home / 'landing' / first_partner / 'interval-data'}/"
+        )
         return
-    partner, api_key = _demo_credential(first_partner)
-    dagster_home = home / "dagster"
+    sys.exit(_serve_demo(home, first_partner, files[0]))
+
+
+DEMO_SFTP_PORT = 2222
+DEMO_UI_PORT = 3000
+DEMO_KEY_FILE = "demo-api-key.txt"
+DEMO_READY_SECONDS = 300
+
+
+def _serve_demo(home: Path, partner: str, sample: Path) -> int:
+    """The first run, then the SFTP server and `dg dev` with their output in $LEAP_HOME/logs/; the URL and the
+    SFTP instructions are printed last, once both answer, so nothing scrolls them away."""
+    import signal
+
+    # Ctrl-C stops the demo even if it was started with SIGINT ignored (in the background): the children then
+    # start with the default handler too, so `dg dev` shuts its webserver, daemon and code server down.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    busy = [port for port in (DEMO_UI_PORT, DEMO_SFTP_PORT) if _port_open(port)]
+    if busy:  # else the webserver would fail to bind and keep running, and the demo wait for nothing
+        click.echo(
+            f"Port {' and '.join(map(str, busy))} on 127.0.0.1 already in use (another demo or `dg dev`?); "
+            "stop it first.",
+            err=True,
+        )
+        return 1
+    partner, api_key = _demo_credential(partner)
+    # absolute, and the UI's current folder (ui_command): dagster dev compares them as written
+    dagster_home = (home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    dagster_log, sftp_log = logs / "dagster.log", logs / "sftp-server.log"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
@@ -130,62 +159,202 @@ def demo(no_serve: bool) -> None:
         "LEAP_CONFIG": str(home / "config"),
     }
     binaries = Path(sys.executable).parent
+    click.echo(
+        f"Demo data in {home}: configuration in config/, files to upload in demo-uploads/, a summer of meter "
+        f"history and connector ext_conn1's upload waiting in the inboxes."
+    )
     click.echo("Running the whole asset graph once (configuration, intake, landing zone, settlement)...")
-    # the demo wrote these files itself, complete: no need to wait for them to settle
-    catch_up = subprocess.run(
-        [
-            str(binaries / "dagster"),
-            "asset",
-            "materialize",
-            "--select",
-            "*",
-            "-m",
-            "leap_orchestration.definitions",
-        ],
-        cwd=REPO_ROOT,
-        env={**env, "LEAP_SETTLE_SECONDS": "0"},
-        capture_output=True,
-        text=True,
-    )
-    if catch_up.returncode != 0:
-        click.echo(f"The first run failed (see the run in the UI):\n{catch_up.stderr[-2000:]}", err=True)
-    sftp_server = subprocess.Popen(
-        [str(binaries / "leap-orchestration"), "sftp", "serve", "--port", str(DEMO_SFTP_PORT)], env=env
-    )
-    click.echo(
-        f"\nSFTP server on 127.0.0.1:{DEMO_SFTP_PORT}. Connect as the demo partner (password = its API key):\n"
-        f"  sftp -P {DEMO_SFTP_PORT} {partner}@127.0.0.1\n  password: {api_key}\n"
-        f"  sftp> put {files[0]} interval-data/\n"
-        f"(the key is kept in {home / DEMO_KEY_FILE} for the demo only)"
-    )
-    click.echo(
-        "Event performance: asset event_performance (charts in its metadata), tables event_performance, "
-        "program_event_performance and season_performance in the warehouse."
-    )
-    click.echo(f"Starting the Dagster UI on http://127.0.0.1:3000 (DAGSTER_HOME={dagster_home})")
-    try:
-        code = subprocess.call(
-            [
-                str(binaries / "dagster"),
-                "dev",
-                "-w",
-                str(REPO_ROOT / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                "3000",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
+    started = time.monotonic()
+    with dagster_log.open("a") as out:
+        out.write(
+            f"\n=== {dt.datetime.now():%Y-%m-%d %H:%M:%S} demo: first run, dg launch --assets '*' ===\n"
         )
+        out.flush()
+        # the demo wrote these files itself, complete: no need to wait for them to settle
+        first_run = subprocess.run(
+            [str(binaries / "dg"), "launch", "--assets", "*"],
+            cwd=REPO_ROOT,
+            env={**env, "LEAP_SETTLE_SECONDS": "0"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    if first_run.returncode != 0:
+        click.echo(f"The first run failed; the end of {dagster_log}:", err=True)
+        click.echo(_tail(dagster_log), err=True)
+    else:
+        click.echo(f"  done in {time.monotonic() - started:.0f} s.")
+    click.echo(f"Starting the SFTP server and the Dagster UI (dg dev); their output goes to {logs}/")
+    servers: list[subprocess.Popen] = []
+    interrupted = False
+    try:
+        with sftp_log.open("a") as sftp_out, dagster_log.open("a") as ui_out:
+            ui_out.write(f"\n=== {dt.datetime.now():%Y-%m-%d %H:%M:%S} demo: dg dev ===\n")
+            ui_out.flush()
+            sftp_server = subprocess.Popen(
+                [str(binaries / "leap-orchestration"), "sftp", "serve", "--port", str(DEMO_SFTP_PORT)],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=sftp_out,
+                stderr=subprocess.STDOUT,
+            )
+            servers.append(sftp_server)
+            ui = subprocess.Popen(
+                ui_command(DEMO_UI_PORT), cwd=dagster_home, env=env, stdout=ui_out, stderr=subprocess.STDOUT
+            )
+            servers.append(ui)
+        ready = _wait_until_serving(ui, sftp_server)
+        if ui.poll() is not None or sftp_server.poll() is not None:
+            return _report_stopped(ui, dagster_log, sftp_server, sftp_log)
+        fingerprint = _host_key_fingerprint()
+        url = f"http://127.0.0.1:{DEMO_UI_PORT}"
+        click.echo(
+            "\n"
+            + ("Ready." if ready else f"Still starting after {DEMO_READY_SECONDS} s (see the logs).")
+            + f"\n  Dagster UI   {url}   (settlement group: event_performance charts each event)"
+            + f"\n  Logs         {dagster_log} (webserver, daemon, runs), {sftp_log}"
+            + "\n\nUpload a file over SFTP as the demo partner:"
+            + f"\n  host 127.0.0.1, port {DEMO_SFTP_PORT}, user {partner}, password: the API key in"
+            + f" {home / DEMO_KEY_FILE}\n    {api_key}"
+            + f"\n  host key {fingerprint}"
+            + f"\n  sftp -P {DEMO_SFTP_PORT} {partner}@127.0.0.1"
+            + f"\n  sftp> put {sample} interval-data/"
+            + "\n  sftp> ls interval-data/accepted"
+            + f"\nOr drop it into the inbox: cp {sample} {home / 'landing' / partner / 'interval-data'}/"
+            + "\n\nCtrl-C stops the UI and the SFTP server."
+        )
+        try:
+            while ui.poll() is None and sftp_server.poll() is None:
+                time.sleep(1)
+            return _report_stopped(ui, dagster_log, sftp_server, sftp_log)
+        except KeyboardInterrupt:
+            interrupted = True
+            return 0
+    except KeyboardInterrupt:
+        interrupted = True
+        return 130
     finally:
-        sftp_server.terminate()
-        sftp_server.wait(timeout=10)
-    sys.exit(code)
+        if interrupted:
+            click.echo("\nStopping the Dagster UI and the SFTP server...")
+        # Ctrl-C reached the whole process group, servers included; SIGTERM reached the demo alone
+        for server in reversed(servers):
+            _stop(server, signalled=interrupted and not _STOP_SIGNALS)
 
 
-DEMO_SFTP_PORT = 2222
-DEMO_KEY_FILE = "demo-api-key.txt"
+def ui_command(port: int) -> list[str]:
+    """`dg dev` on 127.0.0.1:port for the project, to be started with the current folder = DAGSTER_HOME
+    (absolute): dagster dev warns that "dagster.yaml will not be used" when the current folder has one (the
+    repo's template) and isn't DAGSTER_HOME."""
+    return [
+        str(Path(sys.executable).parent / "dg"),
+        "dev",
+        "--target-path",  # dg's own settings: the project's pyproject.toml
+        str(REPO_ROOT),
+        "-m",  # the code location name workspace.yaml gives, so cursors and run history carry over
+        "leap_orchestration.definitions",
+        "-d",
+        str(REPO_ROOT),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+
+
+def _sigterm_to_interrupt(signum, frame) -> None:
+    """SIGTERM (to the demo alone): stop as on Ctrl-C, and pass the stop on to the servers."""
+    _STOP_SIGNALS.append(signum)
+    raise KeyboardInterrupt
+
+
+_STOP_SIGNALS: list[int] = []
+
+
+def _stop(process: subprocess.Popen, signalled: bool) -> None:
+    """Stop a server: one that got Ctrl-C is given time to shut down by itself (`dg dev` stops its webserver,
+    daemon and code server); else SIGTERM, which `dg dev` takes as Ctrl-C; SIGKILL as the last resort."""
+    if signalled:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _report_stopped(ui: subprocess.Popen, ui_log: Path, sftp_server: subprocess.Popen, sftp_log: Path) -> int:
+    """A server exited by itself (a port in use, a crash): say which, with the end of its log; 1."""
+    name, process, log = (
+        ("The Dagster UI", ui, ui_log)
+        if ui.poll() is not None
+        else ("The SFTP server", sftp_server, sftp_log)
+    )
+    click.echo(f"\n{name} stopped (exit code {process.returncode}); the end of {log}:", err=True)
+    click.echo(_tail(log), err=True)
+    return 1
+
+
+def _wait_until_serving(ui: subprocess.Popen, sftp_server: subprocess.Popen) -> bool:
+    """True once the SFTP port accepts connections and the UI has loaded the code location; False on timeout
+    or as soon as either server exits."""
+    deadline = time.monotonic() + DEMO_READY_SECONDS
+    sftp_up = ui_up = False
+    while time.monotonic() < deadline and ui.poll() is None and sftp_server.poll() is None:
+        sftp_up = sftp_up or _port_open(DEMO_SFTP_PORT)
+        ui_up = ui_up or code_location_loaded(DEMO_UI_PORT)
+        if sftp_up and ui_up:
+            return True
+        time.sleep(1)
+    return False
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def code_location_loaded(port: int) -> bool:
+    """The webserver answers and every code location has finished loading (successfully or with an error,
+    which the UI then shows)."""
+    import json
+    import urllib.request
+
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            workspace = (json.load(response).get("data") or {}).get("workspaceOrError") or {}
+    except (OSError, ValueError):
+        return False
+    entries = workspace.get("locationEntries") or []
+    return bool(entries) and all(e.get("loadStatus") == "LOADED" for e in entries)
+
+
+def _host_key_fingerprint() -> str:
+    """The first host key's fingerprint (what `sftp` shows on the first connection), else how to get them."""
+    try:
+        from leap_orchestration.sftp import hostkeys
+
+        return hostkeys.fingerprints(hostkeys.load_or_create(settings.sftp_dir()))[0]
+    except Exception:  # noqa: BLE001 - only a hint on the screen
+        return "fingerprints: leap-orchestration sftp fingerprint"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _demo_credential(partner: str) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -77,3 +78,30 @@ def test_loading_the_code_location_imports_no_gcs_client(cli_env, landing_zone):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_demo_ui_starts_without_misleading_warnings(cli_env):
+    """`dg dev` as the demo starts it (leap_orchestration.cli.ui_command, in DAGSTER_HOME): the code location
+    loads, with no "dagster.yaml will not be used" (the repo's template is not the instance's) and no
+    SupersessionWarning."""
+    from leap_orchestration.cli import code_location_loaded, ui_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = Path(cli_env["LEAP_HOME"]) / "dg-dev.log"
+    with log.open("w") as out:
+        ui = subprocess.Popen(
+            ui_command(port), cwd=cli_env["DAGSTER_HOME"], env=cli_env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while not code_location_loaded(port):
+            assert ui.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        ui.terminate()  # dg dev takes SIGTERM as Ctrl-C: webserver, daemon and code server stop
+        ui.wait(timeout=90)
+    output = log.read_text()
+    assert "Serving dagster-webserver" in output
+    assert "will not be used" not in output and "SupersessionWarning" not in output, output[-3000:]

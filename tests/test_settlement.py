@@ -334,7 +334,7 @@ def test_settlement_assets_checks_metadata_and_sensor(leap_home):
     event = next(e for e in events if e["event"] == "caiso_dsgs-2025-08-20")
     assert len(meters) == event["meters"] and event["start_local"].startswith("2025-08-20")
     late = [m for m in meters if m["status"] == "INSUFFICIENT_DAYS"]
-    assert len(late) == 1 and late[0]["reduction_kwh"] is None and "eligible days" in late[0]["why"]
+    assert len(late) == 1 and late[0]["reduction_kwh"] is None and late[0]["why"] == "too few eligible days"
     # totals per program only (programs have different rules), rounded
     programs = {r.data["program"]: r.data for r in performance["programs"].value.records}
     assert len(programs) == 4 and all(p["events"] == 2 for p in programs.values())

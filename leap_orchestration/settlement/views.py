@@ -25,6 +25,14 @@ STATUS_REASONS = {
     "MISSING_ACTUALS": "event intervals missing: upload them (sums cover the present ones)",
 }
 LACKING = ("INSUFFICIENT_DAYS", "NO_ADJUSTMENT_DATA", "MISSING_ACTUALS")
+# The same, in a few words for the per-event tables (a long cell makes every row of an inline table tall).
+STATUS_SHORT = {
+    "OK": "",
+    "PROVISIONAL": "readings not final",
+    "INSUFFICIENT_DAYS": "too few eligible days",
+    "NO_ADJUSTMENT_DATA": "adjustment window incomplete",
+    "MISSING_ACTUALS": "event intervals missing",
+}
 
 
 def _kwh(value: float | None) -> float | None:
@@ -78,7 +86,7 @@ def event_meters(con: duckdb.DuckDBPyConnection, event_id: str) -> list[dict]:
         {
             "meter": meter,
             "status": status,
-            "why": STATUS_REASONS.get(status, ""),
+            "why": STATUS_SHORT.get(status, ""),
             "baseline_kwh": _kwh(baseline),
             "actual_kwh": _kwh(actual),
             "reduction_kwh": _kwh(reduction),

@@ -1,4 +1,5 @@
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,22 @@ def leap_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("LEAP_CONFIG", str(home / "config"))
     monkeypatch.setenv("LEAP_SETTLE_SECONDS", "0.2")
     return home
+
+
+@pytest.fixture
+def cli_env(leap_home) -> dict:
+    """The environment of a real CLI run (dagster, dg, leap-orchestration) on a fresh LEAP_HOME, with its own
+    Dagster instance configured by the project's dagster.yaml."""
+    dagster_home = leap_home / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(REPO_CONFIG_DIR.parent / "dagster.yaml", dagster_home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "LEAP_HOME": str(leap_home),
+        "LEAP_CONFIG": str(leap_home / "config"),
+        "LEAP_SETTLE_SECONDS": "0.2",
+    }
 
 
 @pytest.fixture

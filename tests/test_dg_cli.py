@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,21 +14,6 @@ from conftest import csv_text, good_row, partner_meter
 REPO = Path(__file__).resolve().parents[1]
 DG = Path(sys.executable).parent / "dg"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cli_env(leap_home):
-    """As tests/test_end_to_end.py: a fresh LEAP_HOME, its Dagster instance with the project's dagster.yaml."""
-    dagster_home = leap_home / "dagster"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "LEAP_HOME": str(leap_home),
-        "LEAP_CONFIG": str(leap_home / "config"),
-        "LEAP_SETTLE_SECONDS": "0.2",
-    }
 
 
 def dg(env, *args, timeout=300):

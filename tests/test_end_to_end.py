@@ -18,20 +18,6 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def cli_env(leap_home):
-    dagster_home = leap_home / "dagster"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "LEAP_HOME": str(leap_home),
-        "LEAP_CONFIG": str(leap_home / "config"),
-        "LEAP_SETTLE_SECONDS": "0.2",
-    }
-
-
 def drop(home, partner, name, data):
     path = home / "landing" / partner / "interval-data" / name
     path.parent.mkdir(parents=True, exist_ok=True)

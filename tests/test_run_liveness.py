@@ -68,19 +68,10 @@ def test_dead_run_is_failed_and_its_slot_freed_a_live_one_is_not(instance):
 
 
 @pytest.mark.slow
-def test_materialize_killed_mid_step_does_not_block_the_next_run(leap_home):
+def test_materialize_killed_mid_step_does_not_block_the_next_run(leap_home, cli_env):
     """The finding's repro: `dagster asset materialize --select '*'` killed with SIGKILL while its intake step
     holds the slot; the next run used to wait forever ("Step blocked by limit for pool duckdb")."""
-    dagster_home = leap_home / "dagster"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "LEAP_HOME": str(leap_home),
-        "LEAP_CONFIG": str(leap_home / "config"),
-        "LEAP_SETTLE_SECONDS": "0",
-    }
+    env, dagster_home = cli_env, leap_home / "dagster"
     inbox = leap_home / "landing" / "sunrise-energy" / "interval-data"
     inbox.mkdir(parents=True)
     meter = partner_meter("sunrise-energy").meter_id

@@ -236,6 +236,11 @@ def _validate_and_load(
         )
         tables.abandon_job(con, upload.upload_id, upload.job_id)
         return False
+    _finish(con, upload, report, sha256)
+    return True
+
+
+def _finish(con, upload: Upload, report: ValidationReport, sha256: str | None) -> None:
     tables.finish_job(
         con,
         upload_id=upload.upload_id,
@@ -246,7 +251,6 @@ def _validate_and_load(
         result_keys=_result_keys(upload, report.valid),
         processed_at=dt.datetime.now(dt.UTC),
     )
-    return True
 
 
 def _record_fault(con, upload: Upload, run_id: str | None, code: str, message: str) -> None:
@@ -256,16 +260,7 @@ def _record_fault(con, upload: Upload, run_id: str | None, code: str, message: s
     report.details.append(Finding(0, "", code, message))
     report.error_lines = 1
     _start(con, upload, run_id)
-    tables.finish_job(
-        con,
-        upload_id=upload.upload_id,
-        job_id=upload.job_id,
-        received_at=upload.received_at,
-        report=report,
-        sha256=None,
-        result_keys=_result_keys(upload, False),
-        processed_at=dt.datetime.now(dt.UTC),
-    )
+    _finish(con, upload, report, sha256=None)
 
 
 def _publish(store: LandingStore, upload: Upload, row: dict, previous_job: str | None, errors: list) -> None:

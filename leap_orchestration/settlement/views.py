@@ -110,12 +110,16 @@ def program_totals(con: duckdb.DuckDBPyConnection) -> list[dict]:
     ]
 
 
-def lacking_data(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Each meter and event without full numbers, named, with what would clear it."""
+def lacking_data(con: duckdb.DuckDBPyConnection, ended_since: dt.datetime | None = None) -> list[dict]:
+    """Each meter and event without full numbers, named, with what would clear it (only events that ended
+    since `ended_since`, if given)."""
     rows = con.execute(
-        """SELECT event_id, meter_id, status, intervals_present, intervals_expected FROM event_performance
-           WHERE status IN ('INSUFFICIENT_DAYS', 'NO_ADJUSTMENT_DATA', 'MISSING_ACTUALS')
-           ORDER BY event_id, meter_id"""
+        """SELECT f.event_id, f.meter_id, f.status, f.intervals_present, f.intervals_expected
+           FROM event_performance f JOIN dr_events e USING (event_id)
+           WHERE f.status IN ('INSUFFICIENT_DAYS', 'NO_ADJUSTMENT_DATA', 'MISSING_ACTUALS')
+             AND (CAST(? AS TIMESTAMPTZ) IS NULL OR e.end_utc >= ?)
+           ORDER BY f.event_id, f.meter_id""",
+        [ended_since, ended_since],
     ).fetchall()
     return [
         {

@@ -1,5 +1,7 @@
-"""What the Dagster UI shows for an event: baseline against actual (all meters, and a few of them), the totals,
-and the best and worst performers, as one Markdown document with an embedded PNG chart.
+"""What the Dagster UI shows for an event: baseline against actual (all meters, and the best, median and worst
+meter, named), the totals, and the best and worst performers, as one Markdown document with an embedded PNG
+chart: 900×560 px, kW from zero, the meters' local time with the date (UTC beside it), the whole last interval
+drawn, and no baseline line for programs without a baseline.
 
 Dagster renders Markdown metadata, including `data:` images; matplotlib draws headless (Agg) in the run worker.
 """
@@ -7,7 +9,9 @@ Dagster renders Markdown metadata, including `data:` images; matplotlib draws he
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
+from zoneinfo import ZoneInfo
 
 import duckdb
 import matplotlib
@@ -19,6 +23,7 @@ import matplotlib.dates as mdates  # noqa: E402  (after choosing the headless ba
 import matplotlib.pyplot as plt  # noqa: E402
 
 PERFORMERS = 3
+INTERVAL = dt.timedelta(minutes=15)
 
 
 def event_report(con: duckdb.DuckDBPyConnection, event_id: str) -> str:
@@ -72,7 +77,7 @@ def _num(value) -> str:
 
 def _chart(con, event_id: str, sample: list[str]) -> str | None:
     """Aggregate kW per interval (baseline, actual) over every meter with numbers, and the sample meters (the
-    best, the median and the worst performer)."""
+    best, the median and the worst performer), in the meters' local time; sized to be read on the page."""
     rows = con.execute(
         """SELECT interval_start_utc, sum(adjusted_baseline_kwh) * 4, sum(actual_kwh) * 4
                           FROM baselines WHERE event_id = ? GROUP BY 1 ORDER BY 1""",
@@ -80,31 +85,54 @@ def _chart(con, event_id: str, sample: list[str]) -> str | None:
     ).fetchall()
     if not rows:
         return None
-    panels = 1 + len(sample)
-    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 2.6), squeeze=False)
-    _panel(axes[0][0], rows, "all meters")
-    for ax, meter in zip(axes[0][1:], sample, strict=True):
+    method, zone, meters = con.execute(
+        """SELECT any_value(f.method), mode(m.timezone), count(f.reduction_kwh) FROM event_performance f
+           JOIN meters m USING (meter_id) WHERE f.event_id = ?""",
+        [event_id],
+    ).fetchall()[0]
+    tz = ZoneInfo(zone) if zone else dt.UTC
+    with_baseline = method != "no_baseline"  # a flat zero line says nothing: batteries are judged on output
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.2), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    _panel(flat[0], rows, f"aggregate: {meters} meters", tz, with_baseline)
+    for ax, (label, meter) in zip(
+        flat[1:], zip(("best", "median", "worst"), sample, strict=False), strict=False
+    ):
         meter_rows = con.execute(
             """SELECT interval_start_utc, adjusted_baseline_kwh * 4, actual_kwh * 4 FROM baselines
                                     WHERE event_id = ? AND meter_id = ? ORDER BY 1""",
             [event_id, meter],
         ).fetchall()
-        _panel(ax, meter_rows, meter[:8])
-    axes[0][0].legend(fontsize=7, loc="lower left")
+        _panel(ax, meter_rows, f"{label}: {meter}", tz, with_baseline)
+    for ax in flat[1 + len(sample) :]:
+        ax.axis("off")
+    first, last = rows[0][0], rows[-1][0] + INTERVAL
+    fig.suptitle(
+        f"{event_id}: {first.astimezone(tz):%Y-%m-%d %H:%M}–{last.astimezone(tz):%H:%M %Z} "
+        f"({first.astimezone(dt.UTC):%H:%M}–{last.astimezone(dt.UTC):%H:%M} UTC)",
+        fontsize=11,
+    )
+    flat[0].legend(fontsize=9, loc="lower left")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _panel(ax, rows, title: str) -> None:
-    times = [t for t, _, _ in rows]
-    ax.step(times, [b for _, b, _ in rows], where="post", label="baseline kW")
-    ax.step(
-        times, [a if a is not None else float("nan") for _, _, a in rows], where="post", label="actual kW"
-    )
-    ax.set_title(title, fontsize=8)
-    ax.set_xlabel("UTC", fontsize=6)
-    ax.tick_params(labelsize=6)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+def _panel(ax, rows, title: str, tz, with_baseline: bool) -> None:
+    # one more point at the last interval's end, so the step line draws the whole last interval
+    times = [t for t, _, _ in rows] + [rows[-1][0] + INTERVAL]
+    baseline = [b for _, b, _ in rows]
+    actual = [a if a is not None else float("nan") for _, _, a in rows]
+    if with_baseline:
+        ax.step(times, baseline + baseline[-1:], where="post", label="baseline kW", color="C0")
+    ax.step(times, actual + actual[-1:], where="post", label="actual kW", color="C1")
+    values = [v for v in baseline + actual if v is not None and v == v]
+    ax.set_ylim(bottom=min(0.0, *values) if values else 0.0)  # from zero: the reduction is the gap to read
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("kW", fontsize=9)
+    ax.set_xlabel(f"local time ({tz})", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))
+    ax.grid(alpha=0.3)

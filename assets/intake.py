@@ -197,8 +197,8 @@ PROCESSED_COLUMNS = (
 RECENT_COLUMNS = (
     ("source", "string"),
     ("file", "string"),
-    ("received", "string"),
-    ("processed", "string"),
+    ("received_utc", "string"),
+    ("processed_utc", "string"),
     ("status", "string"),
     ("rows", "int"),
     ("errors", "int"),

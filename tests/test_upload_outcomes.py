@@ -29,7 +29,10 @@ def test_recent_uploads_and_the_reasons_of_a_failed_batch(leap_home, warehouse):
         first = outcomes.first_errors(con, failed_jobs, limit=2)
     assert recent["good.csv"]["status"] == "COMPLETED" and recent["good.csv"]["top_codes"] == ""
     assert recent["bad.csv"]["top_codes"] == "MTR_0002 ×2, CON_0002 ×1" and recent["bad.csv"]["errors"] == 3
-    assert recent["bad.csv"]["processed"].endswith(" UTC") and recent["bad.csv"]["source"] == "sunrise-energy"
+    assert (
+        len(recent["bad.csv"]["processed_utc"]) == len("2026-12-01 21:49")
+        and recent["bad.csv"]["source"] == "sunrise-energy"
+    )
     assert [(f["file"], f["errors"]) for f in failed] == [("bad.csv", 3)]
     assert by_code == [
         {"code": "MTR_0002", "column": "meter_uuid", "count": 2},

@@ -36,8 +36,8 @@ def recent_uploads(con: duckdb.DuckDBPyConnection, limit: int = RECENT_UPLOADS) 
         {
             "source": source,
             "file": name,
-            "received": _when(received),
-            "processed": _when(processed),
+            "received_utc": _when(received),
+            "processed_utc": _when(processed),
             "status": status,
             "rows": rows_total or 0,
             "errors": errors or 0,
@@ -103,4 +103,4 @@ def first_errors(con: duckdb.DuckDBPyConnection, job_ids: list[str], limit: int 
 
 
 def _when(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M") if value is not None else ""  # short: no wrap

@@ -25,18 +25,20 @@ def drop(home, partner, name, data):
     os.utime(path, (time.time() - 30,) * 2)
 
 
+MATERIALIZE_ALL = [
+    str(BIN / "dagster"),
+    "asset",
+    "materialize",
+    "--select",
+    "*",
+    "-m",
+    "leap_orchestration.definitions",
+]
+
+
 def materialize(env, *extra):
     return subprocess.run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "--select",
-            "*",
-            "-m",
-            "leap_orchestration.definitions",
-            *extra,
-        ],
+        [*MATERIALIZE_ALL, *extra],
         cwd=REPO,
         env=env,
         capture_output=True,

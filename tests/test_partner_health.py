@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from conftest import csv_text, good_row, partner_meter
+from test_dagster import resources  # the same local resources as every Dagster test
 
 from assets.health import FRESHNESS, HEALTH_CHECKS, HEALTH_COLUMNS, partner_health, with_freshness
 from leap_orchestration.config import ConfigError, load_configuration
@@ -21,13 +22,6 @@ from leap_orchestration.config.loader import REPO_CONFIG_DIR, load_properties
 from leap_orchestration.intake import health
 from leap_orchestration.intake.discovery import pending_uploads
 from leap_orchestration.intake.process import process_upload
-from leap_orchestration.resources import (
-    ConfigurationResource,
-    LocalBucketsResource,
-    LocalLandingStoreResource,
-    LocalLandingZoneResource,
-    WarehouseResource,
-)
 from leap_orchestration.stores import LocalLandingStore
 
 DAY = dt.timedelta(days=1)
@@ -291,18 +285,6 @@ def test_describing_cadences_and_silences():
 # --- the check in Dagster -----------------------------------------------------------------------------
 
 
-def _resources(home: Path) -> dict:
-    return {
-        "landing_store": LocalLandingStoreResource(root=str(home / "landing")),
-        "landing_zone": LocalLandingZoneResource(
-            root=str(home / "buckets" / "landing_zone"), config_path=str(home / "config")
-        ),
-        "participant_buckets": LocalBucketsResource(root=str(home / "buckets")),
-        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
-        "configuration": ConfigurationResource(path=str(home / "config")),
-    }
-
-
 def _health_check(result) -> dg.AssetCheckEvaluation:
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     return checks["partner_health"]
@@ -317,7 +299,7 @@ def test_the_check_warns_naming_who_and_what_clears_it(leap_home):
     _drop(store, "sunrise-energy", "good.csv", csv_text(good_row(partner_meter("sunrise-energy").meter_id)))
     _drop(store, "voltstream", "bad.csv", csv_text(good_row("nope")))
     result = dg.materialize(
-        [meter_configuration, interval_intake, partner_health], resources=_resources(leap_home)
+        [meter_configuration, interval_intake, partner_health], resources=resources(leap_home)
     )
     assert result.success
     check = _health_check(result)
@@ -363,7 +345,7 @@ def test_the_check_warns_naming_who_and_what_clears_it(leap_home):
 def test_a_rejected_properties_file_warns_instead_of_crashing(leap_home, warehouse):
 
     (leap_home / "config" / "properties.xml").write_text("<not-properties/>")
-    res = _resources(leap_home)
+    res = resources(leap_home)
     check = partner_health(warehouse=res["warehouse"], configuration=res["configuration"])
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.description.startswith("properties.xml is rejected, so partner health can't be judged: ")
@@ -379,7 +361,7 @@ def test_demo_partners_are_ok_after_the_first_whole_graph_run(leap_home):
     write_demo(leap_home)
     time.sleep(0.3)  # LEAP_SETTLE_SECONDS is 0.2 in the tests
     result = dg.materialize(
-        [meter_configuration, interval_intake, partner_health], resources=_resources(leap_home)
+        [meter_configuration, interval_intake, partner_health], resources=resources(leap_home)
     )
     assert result.success
     check = _health_check(result)
@@ -432,7 +414,7 @@ def test_with_freshness_puts_each_policy_on_its_asset_only(tmp_path):
     # the multi-asset keeps its checks and the Definitions resolve with the policies on the graph's nodes
     intake = mapped[1]
     assert {c.name for c in intake.check_specs} == {"uploads_accepted"}
-    graph = dg.Definitions(assets=mapped[:-3], resources=_resources(tmp_path)).resolve_asset_graph()
+    graph = dg.Definitions(assets=mapped[:-3], resources=resources(tmp_path)).resolve_asset_graph()
     assert graph.get(dg.AssetKey("interval_readings")).freshness_policy == FRESHNESS["interval_readings"]
     # warn before fail, both windows at least a minute (Dagster refuses others), days for readings
     readings = FRESHNESS["interval_readings"]

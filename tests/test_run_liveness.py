@@ -12,11 +12,11 @@ import dagster as dg
 import pytest
 from conftest import good_row, partner_meter
 from hostile_files import repeated_lines
+from test_end_to_end import MATERIALIZE_ALL
 
 from leap_orchestration import run_liveness
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -76,15 +76,7 @@ def test_materialize_killed_mid_step_does_not_block_the_next_run(leap_home, cli_
     inbox.mkdir(parents=True)
     meter = partner_meter("sunrise-energy").meter_id
     repeated_lines(inbox / "big.csv.gz", (good_row(meter) + "\n").encode(), 3_000_000)  # keeps intake busy
-    command = [
-        str(BIN / "dagster"),
-        "asset",
-        "materialize",
-        "--select",
-        "*",
-        "-m",
-        "leap_orchestration.definitions",
-    ]
+    command = MATERIALIZE_ALL
     log = leap_home / "first.log"
     with log.open("w") as out:
         first = subprocess.Popen(

@@ -225,6 +225,35 @@ def event_performance_sufficiency(warehouse: WarehouseResource) -> dg.AssetCheck
     )
 
 
+@dg.asset_check(
+    asset=event_performance,
+    blocking=False,
+    pool="duckdb",
+    description=f"Delivery: meters of events that ended in the last {ACTIONABLE_DAYS} days that have numbers but "
+    "no reduction (reduction <= 0: no load shed, or a battery that did not discharge). Apart from sufficiency: "
+    "these meters' data is fine; what to check is the device or the partner's dispatch. A warning, never a failure.",
+)
+def event_performance_delivery(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=ACTIONABLE_DAYS)
+    with warehouse.warehouse().connect(read_only=True) as con:
+        idle = views.not_delivered(con, ended_since=since)
+        older = len(views.not_delivered(con)) - len(idle)
+    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['reduction_kwh']} kWh)" for r in idle[:5])
+    return dg.AssetCheckResult(
+        passed=not idle,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(idle)} meter-event(s) delivered no reduction: {named}{' …' if len(idle) > 5 else ''}. "
+            "To act: check the device and whether the partner dispatched it; the warning ends when the event "
+            f"is {ACTIONABLE_DAYS} days old (event_performance keeps the rows)."
+            if idle
+            else f"every meter with numbers in the events of the last {ACTIONABLE_DAYS} days reduced its load"
+            + (f" ({older} older meter-event(s) without reduction are history)" if older else "")
+        ),
+        metadata={"meters_not_delivering": table(idle), "older_events_not_delivering": older},
+    )
+
+
 SETTLEMENT_ASSETS = [
     baselines,
     event_performance,
@@ -232,4 +261,4 @@ SETTLEMENT_ASSETS = [
     program_event_performance,
     season_performance,
 ]
-SETTLEMENT_CHECKS = [baselines_cover_events, event_performance_sufficiency]
+SETTLEMENT_CHECKS = [baselines_cover_events, event_performance_sufficiency, event_performance_delivery]

@@ -56,6 +56,7 @@ def test_definitions_load_and_graph_snapshot():
         "uploads_partner_health": "duckdb",
         "baselines_baselines_cover_events": "duckdb",
         "event_performance_event_performance_sufficiency": "duckdb",
+        "event_performance_event_performance_delivery": "duckdb",
     }
     assert {s.name for s in defs.sensors} == {
         "landing_inbox_sensor",

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from leap_orchestration.settlement import settle as settle_module
+from leap_orchestration.settlement import views
 from leap_orchestration.settlement.performance import (
     rebuild_event_performance,
     rebuild_hourly,
@@ -348,6 +349,10 @@ def test_settlement_assets_checks_metadata_and_sensor(leap_home):
     sufficiency = checks["event_performance_sufficiency"]
     assert sufficiency.passed and sufficiency.metadata["older_events_lacking_data"].value == 2
     assert "history" in sufficiency.description
+    # delivery apart from data quality: the demo battery that missed an event has numbers and no reduction
+    delivery = checks["event_performance_delivery"]
+    assert delivery.passed and delivery.metadata["older_events_not_delivering"].value >= 1
+    assert sum(e["not_delivered"] for e in events) == delivery.metadata["older_events_not_delivering"].value
     # the sensor: a first tick requests a run (it has seen nothing yet), the next one skips, a new configuration
     # materialization requests one more run
     first = settlement_sensor(dg.build_sensor_context(instance=instance))
@@ -385,3 +390,8 @@ def test_sufficiency_names_the_meters_of_recent_events_and_what_clears_it(leap_h
         r["to_clear_it"] for r in rows
     )
     assert "INSUFFICIENT_DAYS" in sufficiency.description and "To clear" in sufficiency.description
+    delivery = {c.check_name: c for c in result.get_asset_check_evaluations()}["event_performance_delivery"]
+    idle = [r.data for r in delivery.metadata["meters_not_delivering"].value.records]
+    assert not delivery.passed and delivery.severity == dg.AssetCheckSeverity.WARN
+    assert idle and all(r["reduction_kwh"] <= 0 and r["status"] not in views.LACKING for r in idle)
+    assert idle[0]["meter"][:8] in delivery.description

@@ -46,12 +46,14 @@ def _local(start: dt.datetime, zone: str | None) -> str:
 
 
 def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Every settled event, newest first: local and UTC start, meters, those OK and lacking data, and the
-    event's totals (kWh, aggregate average kW)."""
+    """Every settled event, newest first: local and UTC start, meters, those OK, lacking data and not
+    delivering (numbers, but reduction <= 0), and the event's totals (kWh, aggregate average kW)."""
     rows = con.execute(
         f"""SELECT p.event_id, p.program_id, p.start_utc, p.event_hours, p.meters_enrolled, p.meters_ok,
                   (SELECT count(*) FROM event_performance f WHERE f.event_id = p.event_id
                      AND f.status IN ('INSUFFICIENT_DAYS', 'NO_ADJUSTMENT_DATA', 'MISSING_ACTUALS')) AS lacking,
+                  (SELECT count(*) FROM event_performance f WHERE f.event_id = p.event_id
+                     AND f.reduction_kwh <= 0 AND f.status IN ('OK', 'PROVISIONAL')) AS not_delivered,
                   p.reduction_kwh, p.avg_reduction_kw,
                   (SELECT mode(m.timezone) FROM event_performance f JOIN meters m USING (meter_id)
                      WHERE f.event_id = p.event_id) AS zone
@@ -67,10 +69,11 @@ def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
             "meters": meters,
             "ok": ok,
             "lacking_data": lacking,
+            "not_delivered": idle,
             "reduction_kwh": _kwh(reduction),
             "avg_kw": _kwh(avg_kw),
         }
-        for event, program, start, hours, meters, ok, lacking, reduction, avg_kw, zone in rows
+        for event, program, start, hours, meters, ok, lacking, idle, reduction, avg_kw, zone in rows
     ]
 
 
@@ -130,6 +133,31 @@ def lacking_data(con: duckdb.DuckDBPyConnection, ended_since: dt.datetime | None
             "to_clear_it": STATUS_REASONS[status],
         }
         for event, meter, status, present, expected in rows
+    ]
+
+
+def not_delivered(con: duckdb.DuckDBPyConnection, ended_since: dt.datetime | None = None) -> list[dict]:
+    """Each meter and event with full numbers (OK or PROVISIONAL) but no reduction (reduction <= 0): its data
+    is complete enough to judge, and it did not shed load (or, for a battery, did not discharge). A meter
+    lacking data is sufficiency's concern, not this. Only events that ended since `ended_since`, if given."""
+    rows = con.execute(
+        """SELECT f.event_id, e.program_id, f.meter_id, f.status, f.baseline_kwh, f.actual_kwh, f.reduction_kwh
+           FROM event_performance f JOIN dr_events e USING (event_id)
+           WHERE f.reduction_kwh <= 0 AND f.status IN ('OK', 'PROVISIONAL') AND (CAST(? AS TIMESTAMPTZ) IS NULL OR e.end_utc >= ?)
+           ORDER BY e.start_utc DESC, f.event_id, f.reduction_kwh, f.meter_id""",
+        [ended_since, ended_since],
+    ).fetchall()
+    return [
+        {
+            "event": event,
+            "program": program,
+            "meter": meter,
+            "status": status,
+            "baseline_kwh": _kwh(baseline),
+            "actual_kwh": _kwh(actual),
+            "reduction_kwh": _kwh(reduction),
+        }
+        for event, program, meter, status, baseline, actual, reduction in rows
     ]
 
 

@@ -84,7 +84,8 @@ def baselines(
     **_ASSET,
     description="Per meter and event: baseline, actual and reduction (kWh), average kW, intervals expected "
     "and present, status. Its metadata has every event on its own: `event <id>` lists every enrolled meter "
-    "(status and why, numbers), `chart <id>` draws baseline against actual; `programs` has per-program "
+    "(status and why, numbers), `chart <id>` draws the aggregate baseline against actual, `chart details <id>` "
+    "adds the best, median and worst meter; `programs` has per-program "
     "totals and `meters_lacking_data` names the meters without full numbers and what would clear it.",
 )
 def event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -95,11 +96,13 @@ def event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
         rows = rebuild_event_performance(con, dt.datetime.now(dt.UTC))
         summary = views.events(con)
         per_event = {}
-        for event in summary:  # every event, newest first: a table of its meters (inline) and its chart
-            per_event[f"event {event['event']}"] = table(views.event_meters(con, event["event"]))
-            per_event[f"chart {event['event']}"] = dg.MetadataValue.md(
-                charts.event_report(con, event["event"])
-            )
+        # every event, newest first: a table of its meters and a small chart, both shown inline by the UI,
+        # then the full report (per-meter panels, best and worst) that the UI opens in a dialog
+        for event in summary:
+            event_id = event["event"]
+            per_event[f"event {event_id}"] = table(views.event_meters(con, event_id))
+            per_event[f"chart {event_id}"] = dg.MetadataValue.md(charts.inline_chart(con, event_id))
+            per_event[f"chart details {event_id}"] = dg.MetadataValue.md(charts.event_report(con, event_id))
         programs, lacking = views.program_totals(con), views.lacking_data(con)
     return dg.MaterializeResult(
         metadata={

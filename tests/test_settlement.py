@@ -326,8 +326,15 @@ def test_settlement_assets_checks_metadata_and_sensor(leap_home):
     }
     assert len(mats["baselines"]["events_recomputed"].value) == 8
     performance = mats["event_performance"]
-    report = performance["chart caiso_dsgs-2025-08-20"].value
+    report = performance["chart details caiso_dsgs-2025-08-20"].value
     assert "data:image/png;base64," in report and "| best |" in report and "INSUFFICIENT_DAYS 1" in report
+    # the UI shows Markdown inline only under 1,000 characters: every event's own chart fits, image and scale
+    inline = {k: v.value for k, v in performance.items() if k.startswith("chart ") and "details" not in k}
+    assert len(inline) == 8 and all(
+        len(md) < 1000 and "data:image/png;base64," in md for md in inline.values()
+    )
+    assert "sum of 19 meters" in inline["chart caiso_dsgs-2025-08-20"]
+    assert "2025-08-20 16:00–19:00 PDT" in inline["chart caiso_dsgs-2025-08-20"]
     # every event on its own: an inline table of every enrolled meter, with why a meter lacks numbers
     events = [r.data for r in performance["events"].value.records]
     assert len(events) == 8 and all(f"event {e['event']}" in performance for e in events)

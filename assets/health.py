@@ -111,9 +111,9 @@ def _when(value: dt.datetime | None) -> str:
 # Judged on each asset's last materialization (the daemon's FreshnessDaemon, every 30 s; shown on the asset's
 # Overview). warn_window < fail_window, both at least a minute (Dagster's rule).
 FRESHNESS: dict[str, dg.FreshnessPolicy] = {
-    # Materialized by every intake run: the inbox sensor's, and the hourly landing-zone run even with nothing new.
-    # Daily uploads are the guide's cadence, so a day without any intake run warns and two fail. (Whether each
-    # partner's data arrives is partner_health's job: this policy says intake runs.)
+    # Materialized when an intake run loads readings (a run whose uploads all failed, or with nothing new, does
+    # not). Daily uploads are the guide's cadence, so a day without any readings loaded warns and two fail.
+    # (Which partner is silent or failing is partner_health's job: this policy says readings keep arriving.)
     "interval_readings": dg.FreshnessPolicy.time_window(
         fail_window=dt.timedelta(days=2), warn_window=dt.timedelta(days=1)
     ),
@@ -122,9 +122,10 @@ FRESHNESS: dict[str, dg.FreshnessPolicy] = {
     "standardized_meter_hours": dg.FreshnessPolicy.time_window(
         fail_window=dt.timedelta(hours=2, minutes=30), warn_window=dt.timedelta(minutes=90)
     ),
-    # Settlement runs hourly (minute 30) and after new readings, so an event is settled within the hour after it
-    # ends: one missed run warns, two fail.
-    "event_performance": dg.FreshnessPolicy.time_window(
+    # Settlement looks at the events every hour (minute 30) and after new readings, so an event is settled within
+    # the hour after it ends: one missed look warns, two fail. `baselines` is materialized by every look (the
+    # performance tables only when a number changed, so their age says nothing about settlement's health).
+    "baselines": dg.FreshnessPolicy.time_window(
         fail_window=dt.timedelta(hours=2, minutes=30), warn_window=dt.timedelta(minutes=90)
     ),
 }

@@ -12,6 +12,7 @@ from leap_orchestration.settlement.performance import (
     rebuild_hourly,
     rebuild_program_events,
     rebuild_seasons,
+    settled_since_performance,
 )
 from leap_orchestration.settlement.settle import settle, stale_events
 
@@ -82,17 +83,22 @@ def baselines(
 @dg.asset(
     deps=[baselines],
     **_ASSET,
+    output_required=False,  # skipped when no event's baselines changed
     description="Per meter and event: baseline, actual and reduction (kWh), average kW, intervals expected "
     "and present, status. Its metadata has every event on its own: `event <id>` lists every enrolled meter "
     "(status and why, numbers), `chart <id>` draws the aggregate baseline against actual, `chart details <id>` "
     "adds the best, median and worst meter; `programs` has per-program "
     "totals and `meters_lacking_data` names the meters without full numbers and what would clear it.",
 )
-def event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     # matplotlib costs 0.8 s of imports: only where charts are drawn, not on every code-location load
     from leap_orchestration.settlement import charts
 
     with warehouse.warehouse().connect() as con:
+        built_before = context.instance.get_latest_materialization_event(context.asset_key) is not None
+        if built_before and not settled_since_performance(con):
+            context.log.info("no event's baselines changed since the last build: nothing to materialize")
+            return  # no output: the roll-ups below skip too, and the UI keeps the last materialization
         rows = rebuild_event_performance(con, dt.datetime.now(dt.UTC))
         summary = views.events(con)
         per_event = {}
@@ -104,7 +110,7 @@ def event_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
             per_event[f"chart {event_id}"] = dg.MetadataValue.md(charts.inline_chart(con, event_id))
             per_event[f"chart details {event_id}"] = dg.MetadataValue.md(charts.event_report(con, event_id))
         programs, lacking = views.program_totals(con), views.lacking_data(con)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "events": table(summary),
@@ -161,6 +167,7 @@ def season_performance(warehouse: WarehouseResource) -> dg.MaterializeResult:
     asset=baselines,
     blocking=False,
     pool="duckdb",
+    automation_condition=dg.AutomationCondition.eager(),  # with its asset, in the same run
     description="Coverage: every ended event is settled on its current inputs, and every meter enrolled "
     "in it has a status.",
 )
@@ -194,6 +201,7 @@ ACTIONABLE_DAYS = 60
     asset=event_performance,
     blocking=False,
     pool="duckdb",
+    automation_condition=dg.AutomationCondition.eager(),  # with its asset, in the same run
     description=f"Sufficiency: meters of events that ended in the last {ACTIONABLE_DAYS} days whose numbers are "
     "missing (not enough eligible days, no adjustment data for a same-day baseline) or partial (missing actuals), "
     "named with what would clear it. A warning, not a failure: the numbers are never silently filled in. Older "
@@ -232,6 +240,7 @@ def event_performance_sufficiency(warehouse: WarehouseResource) -> dg.AssetCheck
     asset=event_performance,
     blocking=False,
     pool="duckdb",
+    automation_condition=dg.AutomationCondition.eager(),  # with its asset, in the same run
     description=f"Delivery: meters of events that ended in the last {ACTIONABLE_DAYS} days that have numbers but "
     "no reduction (reduction <= 0: no load shed, or a battery that did not discharge). Apart from sufficiency: "
     "these meters' data is fine; what to check is the device or the partner's dispatch. A warning, never a failure.",

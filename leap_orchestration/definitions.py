@@ -11,17 +11,17 @@ from leap_orchestration.resources import default_resources
 from leap_orchestration.run_liveness import in_process_with_liveness
 from sensors.landing import configuration_job, configuration_sensor, intake_job, landing_inbox_sensor
 from sensors.landing_zone import landing_zone_job, landing_zone_schedule
-from sensors.settlement import settlement_job, settlement_schedule, settlement_sensor
+from sensors.settlement import settlement_automation, with_automation
 
 defs = dg.Definitions(
-    # freshness policies applied in one place (assets/health.py: readings, standardized hours, performance)
-    assets=with_freshness(
-        [meter_configuration, interval_intake, standardized_meter_hours, *SETTLEMENT_ASSETS]
+    # freshness and automation policies applied in one place each (assets/health.py, sensors/settlement.py)
+    assets=with_automation(
+        with_freshness([meter_configuration, interval_intake, standardized_meter_hours, *SETTLEMENT_ASSETS])
     ),
     asset_checks=[interval_readings_unique, *SETTLEMENT_CHECKS, *HEALTH_CHECKS],
-    jobs=[intake_job, configuration_job, landing_zone_job, settlement_job],
-    sensors=[landing_inbox_sensor, configuration_sensor, settlement_sensor],
-    schedules=[landing_zone_schedule, settlement_schedule],
+    jobs=[intake_job, configuration_job, landing_zone_job],
+    sensors=[landing_inbox_sensor, configuration_sensor, settlement_automation],
+    schedules=[landing_zone_schedule],
     resources=default_resources(),
     # Every job: steps share one process (the duckdb pool runs them one at a time anyway, and a step subprocess
     # costs ~8 s of imports on 2 cores), and a run killed outright never keeps its pool slot (run_liveness.py).

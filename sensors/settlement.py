@@ -1,45 +1,58 @@
-"""When settlement runs: after readings or the configuration change, and every hour."""
+"""When settlement runs: declarative automation, no hand-written sensor, schedule or job.
 
-import json
+`baselines` runs after new readings or a new configuration (`eager`: any materialization of `interval_readings`
+or `meter_configuration`; an intake run whose uploads all failed or that took no file materializes neither) and
+at minute 30 of every hour, to settle events that ended since (cheap when nothing changed: inputs are compared
+by digest). Everything below it (`event_performance`, its roll-ups and the checks) runs `eager` after it, in
+the same run; `event_performance` skips its output when no event's baselines changed, so the roll-ups skip too.
+
+`settlement_automation` evaluates these conditions every 30 s. Its runs carry a priority below intake's, so a
+partner's upload queued at the same time goes first.
+"""
 
 import dagster as dg
 
-from assets.settlement import SETTLEMENT_ASSETS
+SETTLE_EVERY_HOUR = dg.AutomationCondition.cron_tick_passed("30 * * * *", "UTC")
 
-settlement_job = dg.define_asset_job(
-    "settle_events",
-    selection=dg.AssetSelection.assets(*SETTLEMENT_ASSETS),
-    description="Recompute the baselines of events whose inputs changed, then event performance and its roll-ups.",
-)
-WATCHED = (dg.AssetKey("interval_readings"), dg.AssetKey("meter_configuration"))
+AUTOMATION: dict[str, dg.AutomationCondition] = {
+    # `since_last_handled`: an hourly tick that passes while baselines is running is kept, not lost
+    "baselines": (dg.AutomationCondition.eager() | SETTLE_EVERY_HOUR.since_last_handled())
+    & ~dg.AutomationCondition.in_progress(),
+    **{
+        key: dg.AutomationCondition.eager()
+        for key in (
+            "event_performance",
+            "event_performance_hourly",
+            "program_event_performance",
+            "season_performance",
+        )
+    },
+}
 
 
-@dg.sensor(
-    job=settlement_job,
-    minimum_interval_seconds=30,
+def with_automation(assets: list) -> list:
+    """`assets` with AUTOMATION's condition on each spec it names; everything else unchanged."""
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        condition = AUTOMATION.get(spec.key.to_user_string())
+        return spec.replace_attributes(automation_condition=condition) if condition else spec
+
+    return [
+        dg.map_asset_specs(apply, [item])[0]
+        if isinstance(item, dg.AssetsDefinition)
+        and any(key.to_user_string() in AUTOMATION for key in item.keys)
+        else item
+        for item in assets
+    ]
+
+
+settlement_automation = dg.AutomationConditionSensorDefinition(
+    "settlement_automation",
+    target=dg.AssetSelection.assets(*AUTOMATION),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Settles again after new readings or a new configuration (one run for any number of them).",
+    minimum_interval_seconds=30,
+    # below the intake job's priority (10): a queued upload run starts before a queued settlement
+    run_tags={"dagster/priority": "-1", "leap/settlement": "automation"},
+    description="Settles after new readings or a new configuration, and every hour at minute 30 (the "
+    "conditions are on the settlement assets).",
 )
-def settlement_sensor(context: dg.SensorEvaluationContext):
-    seen = json.loads(context.cursor) if context.cursor else {}
-    latest = {}
-    for key in WATCHED:
-        records = context.instance.fetch_materializations(key, limit=1).records
-        latest[key.to_user_string()] = records[0].storage_id if records else 0
-    if latest == seen:
-        return dg.SkipReason("no new readings or configuration since the last settlement")
-    # run key: the newest materializations seen, so a tick evaluated twice starts one run
-    run_key = "settle-" + "-".join(str(latest[k.to_user_string()]) for k in WATCHED)
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key)], cursor=json.dumps(latest))
-
-
-@dg.schedule(
-    job=settlement_job,
-    cron_schedule="30 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every hour: settle events that ended since, and anything the sensor missed (cheap when "
-    "nothing changed: inputs are compared by digest).",
-)
-def settlement_schedule(context: dg.ScheduleEvaluationContext):
-    return dg.RunRequest(run_key=f"settle-hourly-{context.scheduled_execution_time:%Y%m%dT%H}")

@@ -79,3 +79,11 @@ def test_negative_values_extend_the_scale_below_zero(con):  # noqa: F811
 
 def test_an_event_without_rows_has_no_chart(con):  # noqa: F811
     assert charts.inline_chart(con, "nothing") == ""
+
+
+def test_an_event_without_any_value_to_draw_still_has_a_chart(con):  # noqa: F811
+    _settled(con, "no_baseline", 2, lambda day, lt: 0.5)
+    con.execute("UPDATE baselines SET actual_kwh = NULL")  # a battery that sent nothing for the event
+    markdown = charts.inline_chart(con, "e1")
+    assert len(markdown) < charts.INLINE_LIMIT and "kW from 0 to" in markdown
+    assert ORANGE not in _colours(_image(markdown))

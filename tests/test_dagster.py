@@ -34,7 +34,9 @@ GRAPH = {
 
 
 def test_definitions_load_and_graph_snapshot():
+    from assets.settlement import SETTLEMENT_CHECKS
     from leap_orchestration.definitions import defs
+    from sensors.settlement import AUTOMATION
 
     graph = defs.resolve_asset_graph()
     snapshot = {
@@ -61,12 +63,21 @@ def test_definitions_load_and_graph_snapshot():
     assert {s.name for s in defs.sensors} == {
         "landing_inbox_sensor",
         "configuration_sensor",
-        "settlement_sensor",
+        "settlement_automation",
     }
     assert {(s.name, s.cron_schedule, s.job_name) for s in defs.schedules} == {
         ("landing_zone_schedule", "0 * * * *", "landing_zone_connector"),
-        ("settlement_schedule", "30 * * * *", "settle_events"),
     }
+    # settlement is declarative: a condition on each settlement asset and check, none elsewhere
+    conditioned = {
+        k.to_user_string()
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).automation_condition is not None
+    }
+    assert conditioned == {k for k in GRAPH if k in AUTOMATION}
+    assert len(AUTOMATION) == 5 and all(
+        graph.get(key).automation_condition is not None for c in SETTLEMENT_CHECKS for key in c.check_keys
+    )
 
 
 def resources(home):

@@ -404,8 +404,8 @@ def test_with_freshness_puts_each_policy_on_its_asset_only(tmp_path):
         "upload_errors": None,
         "interval_readings": FRESHNESS["interval_readings"],
         "standardized_meter_hours": FRESHNESS["standardized_meter_hours"],
-        "baselines": None,
-        "event_performance": FRESHNESS["event_performance"],
+        "baselines": FRESHNESS["baselines"],
+        "event_performance": None,
         "event_performance_hourly": None,
         "program_event_performance": None,
         "season_performance": None,
@@ -419,7 +419,7 @@ def test_with_freshness_puts_each_policy_on_its_asset_only(tmp_path):
     # warn before fail, both windows at least a minute (Dagster refuses others), days for readings
     readings = FRESHNESS["interval_readings"]
     assert readings.warn_window.to_timedelta() == DAY and readings.fail_window.to_timedelta() == 2 * DAY
-    for key in ("standardized_meter_hours", "event_performance"):
+    for key in ("standardized_meter_hours", "baselines"):
         policy = FRESHNESS[key]
         assert dt.timedelta(hours=1) < policy.warn_window.to_timedelta() < policy.fail_window.to_timedelta()
         assert policy.fail_window.to_timedelta() <= dt.timedelta(hours=3)
@@ -430,13 +430,13 @@ def _readings_stand_in() -> None:
     """Stand-ins for the real assets (same keys), for the freshness daemon below."""
 
 
-@dg.asset(name="event_performance")
-def _performance_stand_in() -> None:
+@dg.asset(name="baselines")
+def _settlement_stand_in() -> None:
     pass
 
 
 # the code location the freshness daemon loads in the test below
-FRESHNESS_DEFS = dg.Definitions(assets=with_freshness([_readings_stand_in, _performance_stand_in]))
+FRESHNESS_DEFS = dg.Definitions(assets=with_freshness([_readings_stand_in, _settlement_stand_in]))
 
 
 def test_the_freshness_daemon_judges_the_last_materialization_not_the_data():
@@ -454,11 +454,11 @@ def test_the_freshness_daemon_judges_the_last_materialization_not_the_data():
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._daemon.freshness import FreshnessDaemon
 
-    keys = [dg.AssetKey("interval_readings"), dg.AssetKey("event_performance")]
+    keys = [dg.AssetKey("interval_readings"), dg.AssetKey("baselines")]
     with instance_for_test() as instance:
         with freeze_time(dt.datetime.now(dt.UTC) - 3 * DAY):
-            dg.materialize([_readings_stand_in, _performance_stand_in], instance=instance)
-        dg.materialize([_performance_stand_in], instance=instance)  # just now
+            dg.materialize([_readings_stand_in, _settlement_stand_in], instance=instance)
+        dg.materialize([_settlement_stand_in], instance=instance)  # just now
         origin = InProcessCodeLocationOrigin(
             loadable_target_origin=LoadableTargetOrigin(
                 executable_path=sys.executable, module_name=__name__, attribute="FRESHNESS_DEFS"
@@ -471,4 +471,4 @@ def test_the_freshness_daemon_judges_the_last_materialization_not_the_data():
             k.to_user_string(): r.freshness_state.value
             for k, r in instance.get_freshness_state_records(keys).items()
         }
-    assert states == {"interval_readings": "FAIL", "event_performance": "PASS"}
+    assert states == {"interval_readings": "FAIL", "baselines": "PASS"}

@@ -307,12 +307,10 @@ def _demo_history_warehouse(leap_home):
 
 
 @pytest.mark.slow
-def test_settlement_assets_checks_metadata_and_sensor(leap_home):
+def test_settlement_assets_checks_and_metadata(leap_home):
     from test_dagster import resources
 
-    from assets.configuration import meter_configuration
     from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
-    from sensors.settlement import settlement_sensor
 
     _demo_history_warehouse(leap_home)
     instance = dg.DagsterInstance.ephemeral()
@@ -360,22 +358,14 @@ def test_settlement_assets_checks_metadata_and_sensor(leap_home):
     delivery = checks["event_performance_delivery"]
     assert delivery.passed and delivery.metadata["older_events_not_delivering"].value >= 1
     assert sum(e["not_delivered"] for e in events) == delivery.metadata["older_events_not_delivering"].value
-    # the sensor: a first tick requests a run (it has seen nothing yet), the next one skips, a new configuration
-    # materialization requests one more run
-    first = settlement_sensor(dg.build_sensor_context(instance=instance))
-    assert len(first.run_requests) == 1
-    context = dg.build_sensor_context(instance=instance, cursor=first.cursor)
-    assert isinstance(settlement_sensor(context), dg.SkipReason)
-    assert dg.materialize([meter_configuration], resources=resources(leap_home), instance=instance).success
-    second = settlement_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
-    assert len(second.run_requests) == 1 and second.run_requests[0].run_key != first.run_requests[0].run_key
-    # the configuration's content did not change (same fingerprint) and neither did the readings: nothing recomputed
+    # the configuration's content did not change (same fingerprint) and neither did the readings: nothing recomputed,
+    # and nothing below baselines materialized
     again = dg.materialize(SETTLEMENT_ASSETS, resources=resources(leap_home), instance=instance)
     recomputed = {
         m.asset_key.to_user_string(): m.materialization.metadata
         for m in again.get_asset_materialization_events()
     }
-    assert recomputed["baselines"]["events_unchanged"].value == 8
+    assert list(recomputed) == ["baselines"] and recomputed["baselines"]["events_unchanged"].value == 8
 
 
 @pytest.mark.slow
@@ -402,3 +392,65 @@ def test_sufficiency_names_the_meters_of_recent_events_and_what_clears_it(leap_h
     assert not delivery.passed and delivery.severity == dg.AssetCheckSeverity.WARN
     assert idle and all(r["reduction_kwh"] <= 0 and r["status"] not in views.LACKING for r in idle)
     assert idle[0]["meter"][:8] in delivery.description
+
+
+def _tick(instance, at: dt.datetime, cursor=None):
+    """One evaluation of the project's automation conditions at `at`: (requested assets, checks, cursor)."""
+    from leap_orchestration.definitions import defs
+
+    result = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at, cursor=cursor
+    )
+    requested = [r.key for r in result.results if r.true_subset.size]
+    assets = {k.to_user_string() for k in requested if isinstance(k, dg.AssetKey)}
+    checks = {k.name for k in requested if isinstance(k, dg.AssetCheckKey)}
+    return assets, checks, result.cursor
+
+
+def _run(leap_home, instance, assets: set, checks: set) -> set:
+    """Execute what a tick requested; returns the assets it materialized."""
+    from test_dagster import resources
+
+    from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
+
+    result = dg.materialize(
+        [*SETTLEMENT_ASSETS, *SETTLEMENT_CHECKS],
+        resources=resources(leap_home),
+        instance=instance,
+        selection=dg.AssetSelection.assets(*assets).without_checks()
+        | dg.AssetSelection.checks(*[k for c in SETTLEMENT_CHECKS for k in c.check_keys if k.name in checks]),
+    )
+    assert result.success
+    return {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+
+
+@pytest.mark.slow
+def test_settlement_runs_by_declarative_automation(leap_home):
+    """New readings or configuration settle once; the hourly tick at minute 30 looks again and, with nothing
+    changed, materializes baselines only; a run that did nothing new triggers nothing."""
+    _demo_history_warehouse(leap_home)
+    instance = dg.DagsterInstance.ephemeral()
+    everything = {"baselines", "event_performance", "event_performance_hourly", "program_event_performance"}
+    everything |= {"season_performance"}
+    checks = {"baselines_cover_events", "event_performance_sufficiency", "event_performance_delivery"}
+    hour = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+
+    assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=1))
+    assert assets == set()  # no readings and no configuration yet, and not minute 30
+    for key in ("meter_configuration", "interval_readings"):  # as the intake and configuration jobs do
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    assets, requested_checks, cursor = _tick(instance, hour + dt.timedelta(minutes=2), cursor)
+    assert assets == everything and requested_checks == checks  # one run: settlement and its checks
+    assert _run(leap_home, instance, assets, requested_checks) == everything
+    assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=3), cursor)
+    assert assets == set()  # settled: nothing more
+
+    assets, requested_checks, cursor = _tick(instance, hour + dt.timedelta(minutes=31), cursor)
+    assert "baselines" in assets  # the hourly look
+    assert _run(leap_home, instance, assets, requested_checks) == {"baselines"}  # nothing changed: no churn
+    assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=32), cursor)
+    assert assets == set()
+
+    instance.report_runless_asset_event(dg.AssetMaterialization("interval_readings"))  # new readings
+    assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=40), cursor)
+    assert assets == everything

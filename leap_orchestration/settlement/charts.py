@@ -164,7 +164,7 @@ def inline_chart(con: duckdb.DuckDBPyConnection, event_id: str) -> str:
     with_baseline = rows[0][3] != "no_baseline"
     start, end = rows[0][0], rows[-1][0] + INTERVAL
     values = [v for _, b, a, *_ in rows for v in ((b if with_baseline else None), a) if v is not None]
-    low, high = min(0.0, *values), max(0.0, *values)
+    low, high = min([0.0, *values]), max([0.0, *values])
     step = _grid_step(high - low)
     # room beyond the extremes (8 % of the range, rounded out to the grid), so no line hides on an edge
     room = 0.08 * (high - low or 1.0)

@@ -29,6 +29,18 @@ def _replace(con: duckdb.DuckDBPyConnection, table: str, select: str, params=Non
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
+def settled_since_performance(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `event_performance` is behind the baselines: an event was settled (computed or recomputed) after
+    its last rebuild, or the events it covers are not those settled with meters (one was removed or added)."""
+    return con.execute(
+        """SELECT coalesce((SELECT max(computed_at) FROM settled_events)
+                           > (SELECT max(computed_at) FROM event_performance), true)
+                  OR EXISTS (SELECT event_id FROM settled_events WHERE meters > 0
+                             EXCEPT SELECT event_id FROM event_performance)
+                  OR EXISTS (SELECT event_id FROM event_performance EXCEPT SELECT event_id FROM settled_events)"""
+    ).fetchall()[0][0]
+
+
 def rebuild_event_performance(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> int:
     """One row per meter and settled event; sums over the intervals with an actual. Meters without numbers
     (INSUFFICIENT_DAYS, NO_ADJUSTMENT_DATA for a same-day baseline, or not a single actual in the event) keep

@@ -13,6 +13,7 @@ from leap_orchestration.settlement.performance import (
     rebuild_program_events,
     rebuild_seasons,
     settled_since_performance,
+    settlement_version,
 )
 from leap_orchestration.settlement.settle import settle, stale_events
 
@@ -68,7 +69,9 @@ def baselines(
         )
         rows = con.execute("SELECT count(*) FROM baselines").fetchall()[0][0]
         statuses = dict(con.execute("SELECT status, count(*) FROM baseline_status GROUP BY ALL").fetchall())
+        version = settlement_version(con)
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
         metadata={
             "dagster/row_count": rows,
             "events_recomputed": dg.MetadataValue.json(report.computed),
@@ -76,14 +79,89 @@ def baselines(
             "events_not_ended": dg.MetadataValue.json(report.not_ended),
             "events_removed": report.removed,
             "meter_statuses": dg.MetadataValue.json(statuses),
-        }
+        },
     )
 
 
+# Readings can still arrive for this long after an event (partners upload late or correct data); an older
+# event's gaps are history: they stay in event_performance's tables, but no longer ask anyone to act.
+ACTIONABLE_DAYS = 60
+
+
+SUFFICIENCY = dg.AssetCheckSpec(
+    "event_performance_sufficiency",
+    asset="event_performance",
+    description=f"Sufficiency: meters of events that ended in the last {ACTIONABLE_DAYS} days whose numbers are "
+    "missing (not enough eligible days, no adjustment data for a same-day baseline) or partial (missing actuals), "
+    "named with what would clear it. A warning, not a failure: the numbers are never silently filled in. Older "
+    "events' gaps stay listed in event_performance's meters_lacking_data table.",
+)
+
+
+def _sufficiency(con, since: dt.datetime) -> dg.AssetCheckResult:
+    counts = dict(con.execute("SELECT status, count(*) FROM event_performance GROUP BY ALL").fetchall())
+    lacking = views.lacking_data(con, ended_since=since)
+    older = len(views.lacking_data(con)) - len(lacking)
+    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['status']})" for r in lacking[:5])
+    return dg.AssetCheckResult(
+        check_name=SUFFICIENCY.name,
+        passed=not lacking,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(lacking)} meter-event(s) lack data: {named}{' …' if len(lacking) > 5 else ''}. "
+            "To clear: the partner uploads the missing readings (see to_clear_it)."
+            if lacking
+            else f"every meter of the events of the last {ACTIONABLE_DAYS} days has full numbers"
+            + (
+                f" ({older} gap(s) in older events are history: event_performance's meters_lacking_data)"
+                if older
+                else ""
+            )
+        ),
+        metadata={
+            "statuses": dg.MetadataValue.json(counts),
+            "meters_lacking_data": table(lacking),
+            "older_events_lacking_data": older,
+        },
+    )
+
+
+DELIVERY = dg.AssetCheckSpec(
+    "event_performance_delivery",
+    asset="event_performance",
+    description=f"Delivery: meters of events that ended in the last {ACTIONABLE_DAYS} days that have numbers but "
+    "no reduction (reduction <= 0: no load shed, or a battery that did not discharge). Apart from sufficiency: "
+    "these meters' data is fine; what to check is the device or the partner's dispatch. A warning, never a failure.",
+)
+
+
+def _delivery(con, since: dt.datetime) -> dg.AssetCheckResult:
+    idle = views.not_delivered(con, ended_since=since)
+    older = len(views.not_delivered(con)) - len(idle)
+    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['reduction_kwh']} kWh)" for r in idle[:5])
+    return dg.AssetCheckResult(
+        check_name=DELIVERY.name,
+        passed=not idle,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(idle)} meter-event(s) delivered no reduction: {named}{' …' if len(idle) > 5 else ''}. "
+            "To act: check the device and whether the partner dispatched it; the warning ends when the event "
+            f"is {ACTIONABLE_DAYS} days old (event_performance keeps the rows)."
+            if idle
+            else f"every meter with numbers in the events of the last {ACTIONABLE_DAYS} days reduced its load"
+            + (f" ({older} older meter-event(s) without reduction are history)" if older else "")
+        ),
+        metadata={"meters_not_delivering": table(idle), "older_events_not_delivering": older},
+    )
+
+
+# Evaluated by event_performance itself on every run, even one that materializes nothing (no event changed):
+# as separate checks they would be skipped with it, and the UI would show "Skipped" instead of the state.
 @dg.asset(
     deps=[baselines],
     **_ASSET,
-    output_required=False,  # skipped when no event's baselines changed
+    output_required=False,
+    check_specs=[SUFFICIENCY, DELIVERY],  # skipped when no event's baselines changed
     description="Per meter and event: baseline, actual and reduction (kWh), average kW, intervals expected "
     "and present, status. Its metadata has every event on its own: `event <id>` lists every enrolled meter "
     "(status and why, numbers), `chart <id>` draws the aggregate baseline against actual, `chart details <id>` "
@@ -94,12 +172,17 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     # matplotlib costs 0.8 s of imports: only where charts are drawn, not on every code-location load
     from leap_orchestration.settlement import charts
 
+    now = dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(days=ACTIONABLE_DAYS)
     with warehouse.warehouse().connect() as con:
         built_before = context.instance.get_latest_materialization_event(context.asset_key) is not None
         if built_before and not settled_since_performance(con):
             context.log.info("no event's baselines changed since the last build: nothing to materialize")
-            return  # no output: the roll-ups below skip too, and the UI keeps the last materialization
-        rows = rebuild_event_performance(con, dt.datetime.now(dt.UTC))
+            # no output: the roll-ups below skip too, and the UI keeps the last materialization
+            yield _sufficiency(con, since)
+            yield _delivery(con, since)
+            return
+        rows = rebuild_event_performance(con, now)
         summary = views.events(con)
         per_event = {}
         # every event, newest first: a table of its meters and a small chart, both shown inline by the UI,
@@ -110,14 +193,16 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             per_event[f"chart {event_id}"] = dg.MetadataValue.md(charts.inline_chart(con, event_id))
             per_event[f"chart details {event_id}"] = dg.MetadataValue.md(charts.event_report(con, event_id))
         programs, lacking = views.program_totals(con), views.lacking_data(con)
+        checks = [_sufficiency(con, since), _delivery(con, since)]
     yield dg.MaterializeResult(
+        check_results=checks,
         metadata={
             "dagster/row_count": rows,
             "events": table(summary),
             "programs": table(programs),
             "meters_lacking_data": table(lacking),
             **per_event,
-        }
+        },
     )
 
 
@@ -192,80 +277,6 @@ def baselines_cover_events(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-# Readings can still arrive for this long after an event (partners upload late or correct data); an older
-# event's gaps are history: they stay in event_performance's tables, but no longer ask anyone to act.
-ACTIONABLE_DAYS = 60
-
-
-@dg.asset_check(
-    asset=event_performance,
-    blocking=False,
-    pool="duckdb",
-    automation_condition=dg.AutomationCondition.eager(),  # with its asset, in the same run
-    description=f"Sufficiency: meters of events that ended in the last {ACTIONABLE_DAYS} days whose numbers are "
-    "missing (not enough eligible days, no adjustment data for a same-day baseline) or partial (missing actuals), "
-    "named with what would clear it. A warning, not a failure: the numbers are never silently filled in. Older "
-    "events' gaps stay listed in event_performance's meters_lacking_data table.",
-)
-def event_performance_sufficiency(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=ACTIONABLE_DAYS)
-    with warehouse.warehouse().connect(read_only=True) as con:
-        counts = dict(con.execute("SELECT status, count(*) FROM event_performance GROUP BY ALL").fetchall())
-        lacking = views.lacking_data(con, ended_since=since)
-        older = len(views.lacking_data(con)) - len(lacking)
-    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['status']})" for r in lacking[:5])
-    return dg.AssetCheckResult(
-        passed=not lacking,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{len(lacking)} meter-event(s) lack data: {named}{' …' if len(lacking) > 5 else ''}. "
-            "To clear: the partner uploads the missing readings (see to_clear_it)."
-            if lacking
-            else f"every meter of the events of the last {ACTIONABLE_DAYS} days has full numbers"
-            + (
-                f" ({older} gap(s) in older events are history: event_performance's meters_lacking_data)"
-                if older
-                else ""
-            )
-        ),
-        metadata={
-            "statuses": dg.MetadataValue.json(counts),
-            "meters_lacking_data": table(lacking),
-            "older_events_lacking_data": older,
-        },
-    )
-
-
-@dg.asset_check(
-    asset=event_performance,
-    blocking=False,
-    pool="duckdb",
-    automation_condition=dg.AutomationCondition.eager(),  # with its asset, in the same run
-    description=f"Delivery: meters of events that ended in the last {ACTIONABLE_DAYS} days that have numbers but "
-    "no reduction (reduction <= 0: no load shed, or a battery that did not discharge). Apart from sufficiency: "
-    "these meters' data is fine; what to check is the device or the partner's dispatch. A warning, never a failure.",
-)
-def event_performance_delivery(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=ACTIONABLE_DAYS)
-    with warehouse.warehouse().connect(read_only=True) as con:
-        idle = views.not_delivered(con, ended_since=since)
-        older = len(views.not_delivered(con)) - len(idle)
-    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['reduction_kwh']} kWh)" for r in idle[:5])
-    return dg.AssetCheckResult(
-        passed=not idle,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{len(idle)} meter-event(s) delivered no reduction: {named}{' …' if len(idle) > 5 else ''}. "
-            "To act: check the device and whether the partner dispatched it; the warning ends when the event "
-            f"is {ACTIONABLE_DAYS} days old (event_performance keeps the rows)."
-            if idle
-            else f"every meter with numbers in the events of the last {ACTIONABLE_DAYS} days reduced its load"
-            + (f" ({older} older meter-event(s) without reduction are history)" if older else "")
-        ),
-        metadata={"meters_not_delivering": table(idle), "older_events_not_delivering": older},
-    )
-
-
 SETTLEMENT_ASSETS = [
     baselines,
     event_performance,
@@ -273,4 +284,4 @@ SETTLEMENT_ASSETS = [
     program_event_performance,
     season_performance,
 ]
-SETTLEMENT_CHECKS = [baselines_cover_events, event_performance_sufficiency, event_performance_delivery]
+SETTLEMENT_CHECKS = [baselines_cover_events]

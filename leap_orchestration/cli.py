@@ -99,7 +99,9 @@ def status(tenant: str, name: str) -> None:
 
 @main.command()
 @click.option("--no-serve", is_flag=True, help="Only write the demo configuration and uploads.")
-def demo(no_serve: bool) -> None:
+@click.option("--ui-port", default=3000, show_default=True, help="The Dagster UI's port on 127.0.0.1.")
+@click.option("--sftp-port", default=2222, show_default=True, help="The SFTP server's port on 127.0.0.1.")
+def demo(no_serve: bool, ui_port: int, sftp_port: int) -> None:
     """Write the demo configuration and uploads into LEAP_HOME, then start the SFTP server and the Dagster UI."""
     from leap_orchestration.demo import write_demo
 
@@ -118,16 +120,14 @@ def demo(no_serve: bool) -> None:
             f"  cp {files[0]} {home / 'landing' / first_partner / 'interval-data'}/"
         )
         return
-    sys.exit(_serve_demo(home, first_partner, files[0]))
+    sys.exit(_serve_demo(home, first_partner, files[0], ui_port, sftp_port))
 
 
-DEMO_SFTP_PORT = 2222
-DEMO_UI_PORT = 3000
 DEMO_KEY_FILE = "demo-api-key.txt"
 DEMO_READY_SECONDS = 300
 
 
-def _serve_demo(home: Path, partner: str, sample: Path) -> int:
+def _serve_demo(home: Path, partner: str, sample: Path, ui_port: int, sftp_port: int) -> int:
     """The first run, then the SFTP server and `dg dev` with their output in $LEAP_HOME/logs/; the URL and the
     SFTP instructions are printed last, once both answer, so nothing scrolls them away."""
     import signal
@@ -136,7 +136,7 @@ def _serve_demo(home: Path, partner: str, sample: Path) -> int:
     # start with the default handler too, so `dg dev` shuts its webserver, daemon and code server down.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-    busy = [port for port in (DEMO_UI_PORT, DEMO_SFTP_PORT) if _port_open(port)]
+    busy = [port for port in (ui_port, sftp_port) if _port_open(port)]
     if busy:  # else the webserver would fail to bind and keep running, and the demo wait for nothing
         click.echo(
             f"Port {' and '.join(map(str, busy))} on 127.0.0.1 already in use (another demo or `dg dev`?); "
@@ -191,7 +191,7 @@ def _serve_demo(home: Path, partner: str, sample: Path) -> int:
             ui_out.write(f"\n=== {dt.datetime.now():%Y-%m-%d %H:%M:%S} demo: dg dev ===\n")
             ui_out.flush()
             sftp_server = subprocess.Popen(
-                [str(binaries / "leap-orchestration"), "sftp", "serve", "--port", str(DEMO_SFTP_PORT)],
+                [str(binaries / "leap-orchestration"), "sftp", "serve", "--port", str(sftp_port)],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=sftp_out,
@@ -199,24 +199,24 @@ def _serve_demo(home: Path, partner: str, sample: Path) -> int:
             )
             servers.append(sftp_server)
             ui = subprocess.Popen(
-                ui_command(DEMO_UI_PORT), cwd=dagster_home, env=env, stdout=ui_out, stderr=subprocess.STDOUT
+                ui_command(ui_port), cwd=dagster_home, env=env, stdout=ui_out, stderr=subprocess.STDOUT
             )
             servers.append(ui)
-        ready = _wait_until_serving(ui, sftp_server)
+        ready = _wait_until_serving(ui, sftp_server, ui_port, sftp_port)
         if ui.poll() is not None or sftp_server.poll() is not None:
             return _report_stopped(ui, dagster_log, sftp_server, sftp_log)
         fingerprint = _host_key_fingerprint()
-        url = f"http://127.0.0.1:{DEMO_UI_PORT}"
+        url = f"http://127.0.0.1:{ui_port}"
         click.echo(
             "\n"
             + ("Ready." if ready else f"Still starting after {DEMO_READY_SECONDS} s (see the logs).")
             + f"\n  Dagster UI   {url}   (settlement group: event_performance charts each event)"
             + f"\n  Logs         {dagster_log} (webserver, daemon, runs), {sftp_log}"
             + "\n\nUpload a file over SFTP as the demo partner:"
-            + f"\n  host 127.0.0.1, port {DEMO_SFTP_PORT}, user {partner}, password: the API key in"
+            + f"\n  host 127.0.0.1, port {sftp_port}, user {partner}, password: the API key in"
             + f" {home / DEMO_KEY_FILE}\n    {api_key}"
             + f"\n  host key {fingerprint}"
-            + f"\n  sftp -P {DEMO_SFTP_PORT} {partner}@127.0.0.1"
+            + f"\n  sftp -P {sftp_port} {partner}@127.0.0.1"
             + f"\n  sftp> put {sample} interval-data/"
             + "\n  sftp> ls interval-data/accepted"
             + f"\nOr drop it into the inbox: cp {sample} {home / 'landing' / partner / 'interval-data'}/"
@@ -298,14 +298,16 @@ def _report_stopped(ui: subprocess.Popen, ui_log: Path, sftp_server: subprocess.
     return 1
 
 
-def _wait_until_serving(ui: subprocess.Popen, sftp_server: subprocess.Popen) -> bool:
+def _wait_until_serving(
+    ui: subprocess.Popen, sftp_server: subprocess.Popen, ui_port: int, sftp_port: int
+) -> bool:
     """True once the SFTP port accepts connections and the UI has loaded the code location; False on timeout
     or as soon as either server exits."""
     deadline = time.monotonic() + DEMO_READY_SECONDS
     sftp_up = ui_up = False
     while time.monotonic() < deadline and ui.poll() is None and sftp_server.poll() is None:
-        sftp_up = sftp_up or _port_open(DEMO_SFTP_PORT)
-        ui_up = ui_up or code_location_loaded(DEMO_UI_PORT)
+        sftp_up = sftp_up or _port_open(sftp_port)
+        ui_up = ui_up or code_location_loaded(ui_port)
         if sftp_up and ui_up:
             return True
         time.sleep(1)

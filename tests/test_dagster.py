@@ -52,13 +52,16 @@ def test_definitions_load_and_graph_snapshot():
         a for a in defs.assets if getattr(a, "op", None) is not None and a.op.name == "interval_intake"
     )
     assert {c.name for c in intake.check_specs} == {"uploads_accepted"}  # evaluated in the intake step
+    performance = next(a for a in defs.assets if dg.AssetKey("event_performance") in getattr(a, "keys", ()))
+    assert {c.name for c in performance.check_specs} == {
+        "event_performance_sufficiency",
+        "event_performance_delivery",
+    }  # evaluated by event_performance itself, even when it materializes nothing
     checks = {c.op.name: c.op.pool for c in defs.asset_checks}
     assert checks == {
         "interval_readings_interval_readings_unique": "duckdb",
         "uploads_partner_health": "duckdb",
         "baselines_baselines_cover_events": "duckdb",
-        "event_performance_event_performance_sufficiency": "duckdb",
-        "event_performance_event_performance_delivery": "duckdb",
     }
     assert {s.name for s in defs.sensors} == {
         "landing_inbox_sensor",
@@ -251,6 +254,24 @@ def test_configuration_sensor_requests_on_change(leap_home):
     assert first.cursor.startswith(
         "2:"
     )  # the loader version: an upgrade that loads more reloads unchanged files
+
+
+def test_configuration_sensor_first_tick_after_a_load_of_the_same_files_requests_nothing(leap_home):
+    """The demo's first run loads the configuration; the sensor's first tick must not load it again."""
+    from assets.configuration import meter_configuration
+    from sensors.landing import configuration_sensor
+
+    res = {"configuration": ConfigurationResource(path=str(leap_home / "config"))}
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([meter_configuration], resources=resources(leap_home), instance=instance).success
+    first = configuration_sensor(dg.build_sensor_context(resources=res, instance=instance))
+    assert not first.run_requests and first.cursor  # already loaded: the cursor is set, no run
+    programs = leap_home / "config" / "programs.xml"
+    programs.write_text(programs.read_text() + "\n")
+    changed = configuration_sensor(
+        dg.build_sensor_context(resources=res, instance=instance, cursor=first.cursor)
+    )
+    assert len(changed.run_requests) == 1
 
 
 def test_a_micro_batch_materializes_only_what_changed(leap_home):

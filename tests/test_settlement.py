@@ -407,8 +407,8 @@ def _tick(instance, at: dt.datetime, cursor=None):
     return assets, checks, result.cursor
 
 
-def _run(leap_home, instance, assets: set, checks: set) -> set:
-    """Execute what a tick requested; returns the assets it materialized."""
+def _run(leap_home, instance, assets: set) -> tuple[set, set]:
+    """Execute what a tick requested (the assets with their checks): (assets materialized, checks evaluated)."""
     from test_dagster import resources
 
     from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
@@ -417,11 +417,13 @@ def _run(leap_home, instance, assets: set, checks: set) -> set:
         [*SETTLEMENT_ASSETS, *SETTLEMENT_CHECKS],
         resources=resources(leap_home),
         instance=instance,
-        selection=dg.AssetSelection.assets(*assets).without_checks()
-        | dg.AssetSelection.checks(*[k for c in SETTLEMENT_CHECKS for k in c.check_keys if k.name in checks]),
+        selection=dg.AssetSelection.assets(*assets),
     )
     assert result.success
-    return {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    return (
+        {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()},
+        {c.check_name for c in result.get_asset_check_evaluations()},
+    )
 
 
 @pytest.mark.slow
@@ -440,14 +442,20 @@ def test_settlement_runs_by_declarative_automation(leap_home):
     for key in ("meter_configuration", "interval_readings"):  # as the intake and configuration jobs do
         instance.report_runless_asset_event(dg.AssetMaterialization(key))
     assets, requested_checks, cursor = _tick(instance, hour + dt.timedelta(minutes=2), cursor)
-    assert assets == everything and requested_checks == checks  # one run: settlement and its checks
-    assert _run(leap_home, instance, assets, requested_checks) == everything
+    assert assets == everything and requested_checks == {"baselines_cover_events"}  # the others are in-op
+    assert _run(leap_home, instance, assets) == (everything, checks)
     assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=3), cursor)
     assert assets == set()  # settled: nothing more
 
-    assets, requested_checks, cursor = _tick(instance, hour + dt.timedelta(minutes=31), cursor)
+    assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=31), cursor)
     assert "baselines" in assets  # the hourly look
-    assert _run(leap_home, instance, assets, requested_checks) == {"baselines"}  # nothing changed: no churn
+    # nothing changed: only baselines materializes (same data version), and every check still reports its state
+    assert _run(leap_home, instance, assets) == ({"baselines"}, checks)
+    versions = [
+        r.asset_materialization.tags["dagster/data_version"]
+        for r in instance.fetch_materializations(dg.AssetKey("baselines"), limit=2).records
+    ]
+    assert len(versions) == 2 and versions[0] == versions[1]
     assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=32), cursor)
     assert assets == set()
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-import holidays
-
 NERC_HOLIDAYS = (
     "New Year's Day",
     "Memorial Day",
@@ -26,6 +24,8 @@ NERC_HOLIDAYS = (
 
 @functools.cache
 def holiday_dates(calendar: str, year: int) -> frozenset[dt.date]:
+    import holidays  # 0.35 s of imports: only where settlement computes, not in every run process's start
+
     if calendar.upper() == "NERC":
         federal = holidays.US(years=year, observed=False)
         days = {d for d, name in federal.items() if name in NERC_HOLIDAYS}
@@ -34,6 +34,13 @@ def holiday_dates(calendar: str, year: int) -> frozenset[dt.date]:
         return frozenset(holidays.US(years=year))
     country, _, subdivision = calendar.partition("-")
     return frozenset(holidays.country_holidays(country.upper(), subdiv=subdivision or None, years=year))
+
+
+def holidays_version() -> str:
+    """The `holidays` package's version (part of settlement's inputs digest: new dates mean new baselines)."""
+    import holidays
+
+    return holidays.__version__
 
 
 def holidays_between(calendar: str, first: dt.date, last: dt.date) -> list[dt.date]:

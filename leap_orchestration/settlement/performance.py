@@ -29,6 +29,17 @@ def _replace(con: duckdb.DuckDBPyConnection, table: str, select: str, params=Non
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
+def settlement_version(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of what is settled (each event, its inputs digest and when it was computed): the same for as
+    long as no event's baselines changed. `baselines` gives it to Dagster as its data version, so an hourly look
+    that changes nothing does not mark the assets below it unsynced."""
+    return con.execute(
+        """SELECT md5(coalesce(string_agg(event_id || ':' || inputs_digest || ':' || CAST(computed_at AS VARCHAR),
+                                          ',' ORDER BY event_id), ''))
+           FROM settled_events"""
+    ).fetchall()[0][0]
+
+
 def settled_since_performance(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether `event_performance` is behind the baselines: an event was settled (computed or recomputed) after
     its last rebuild, or the events it covers are not those settled with meters (one was removed or added)."""

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import duckdb
-import holidays
 
+from leap_orchestration.settlement.calendars import holidays_version
 from leap_orchestration.settlement.engine import EventSpec, compute_event, reading_range
 from leap_orchestration.settlement.presets import preset_for
 from leap_orchestration.warehouse.duck import run, transaction
@@ -97,7 +97,7 @@ def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> d
     return {
         e.event_id: hashlib.sha256(
             json.dumps(
-                [ENGINE_VERSION, holidays.__version__, config, repr(e), stats.get(e.event_id)], default=str
+                [ENGINE_VERSION, holidays_version(), config, repr(e), stats.get(e.event_id)], default=str
             ).encode()
         ).hexdigest()
         for e in events
@@ -105,7 +105,7 @@ def inputs_digests(con: duckdb.DuckDBPyConnection, events: list[EventSpec]) -> d
 
 
 def _state_key(con) -> str:
-    return json.dumps([ENGINE_VERSION, holidays.__version__, _config_digest(con)])
+    return json.dumps([ENGINE_VERSION, holidays_version(), _config_digest(con)])
 
 
 class Staleness(NamedTuple):

@@ -117,16 +117,17 @@ FRESHNESS: dict[str, dg.FreshnessPolicy] = {
     "interval_readings": dg.FreshnessPolicy.time_window(
         fail_window=dt.timedelta(days=2), warn_window=dt.timedelta(days=1)
     ),
-    # The hourly landing-zone run (minute 0) materializes it every hour: one missed run warns, two fail. A fail
-    # window of exactly 2 h would flash FAIL while the run after a single missed one is still publishing.
+    # The hourly landing-zone run (minute 0) materializes it every hour: a missed run warns (at 2 h, while the
+    # next one runs), two fail (3 h). Whole hours: the UI rounds windows to hours when it shows them ("Fails if
+    # more than 2 hours" for 2 h 30), so any other value would be shown wrong.
     "standardized_meter_hours": dg.FreshnessPolicy.time_window(
-        fail_window=dt.timedelta(hours=2, minutes=30), warn_window=dt.timedelta(minutes=90)
+        fail_window=dt.timedelta(hours=3), warn_window=dt.timedelta(hours=2)
     ),
     # Settlement looks at the events every hour (minute 30) and after new readings, so an event is settled within
-    # the hour after it ends: one missed look warns, two fail. `baselines` is materialized by every look (the
-    # performance tables only when a number changed, so their age says nothing about settlement's health).
+    # the hour after it ends: a missed look warns, two fail (whole hours, as above). `baselines` is materialized
+    # by every look (the performance tables only when a number changed: their age says nothing about health).
     "baselines": dg.FreshnessPolicy.time_window(
-        fail_window=dt.timedelta(hours=2, minutes=30), warn_window=dt.timedelta(minutes=90)
+        fail_window=dt.timedelta(hours=3), warn_window=dt.timedelta(hours=2)
     ),
 }
 

@@ -338,7 +338,7 @@ def test_settlement_assets_checks_and_metadata(leap_home):
     assert len(events) == 8 and all(f"event {e['event']}" in performance for e in events)
     meters = [r.data for r in performance["event caiso_dsgs-2025-08-20"].value.records]
     event = next(e for e in events if e["event"] == "caiso_dsgs-2025-08-20")
-    assert len(meters) == event["meters"] and event["start_local"].startswith("2025-08-20")
+    assert len(meters) == event["meters"] and event["start"] == "2025-08-20 16:00 PDT, 23:00 UTC"
     late = [m for m in meters if m["status"] == "INSUFFICIENT_DAYS"]
     assert len(late) == 1 and late[0]["reduction_kwh"] is None and late[0]["why"] == "too few eligible days"
     # totals per program only (programs have different rules), rounded

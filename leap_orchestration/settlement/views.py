@@ -46,7 +46,7 @@ def _local(start: dt.datetime, zone: str | None) -> str:
 
 
 def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Every settled event, newest first: local and UTC start, meters, those OK, lacking data and not
+    """Every settled event, newest first: start (local, and UTC), meters, those OK, lacking data and not
     delivering (numbers, but reduction <= 0), and the event's totals (kWh, aggregate average kW)."""
     rows = con.execute(
         f"""SELECT p.event_id, p.program_id, p.start_utc, p.event_hours, p.meters_enrolled, p.meters_ok,
@@ -63,17 +63,16 @@ def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
         {
             "event": event,
             "program": program,
-            "start_local": _local(start, zone),
-            "start_utc": start.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M"),
-            "hours": round(hours, 2),
+            # one column, local then UTC: the table must fit the UI's metadata column without scrolling
+            "start": f"{_local(start, zone)}, {start.astimezone(dt.UTC):%H:%M} UTC",
             "meters": meters,
             "ok": ok,
-            "lacking_data": lacking,
+            "lacking": lacking,
             "not_delivered": idle,
             "reduction_kwh": _kwh(reduction),
             "avg_kw": _kwh(avg_kw),
         }
-        for event, program, start, hours, meters, ok, lacking, idle, reduction, avg_kw, zone in rows
+        for event, program, start, _hours, meters, ok, lacking, idle, reduction, avg_kw, zone in rows
     ]
 
 

@@ -119,4 +119,6 @@ def test_sftp_latency_self_contained(run_bench):
     out = run_bench("sftp_latency.py", "--self-contained", "--uploads", "2", "--gap", "0", "--tick", "0.5")
     assert lines(out, r"^self-contained: SFTP server on 127\.0\.0\.1:\d+"), out
     assert len(lines(out, rf"^latency-[0-9a-f]{{8}}\.csv: accepted after {NUMBER} s$")) == 2, out
-    assert lines(out, rf"^close -> result: median {NUMBER} s, max {NUMBER} s over 2 uploads"), out
+    assert lines(
+        out, rf"^close -> result: median {NUMBER} s, p95 {NUMBER} s, max {NUMBER} s over 2 uploads"
+    ), out

@@ -1,6 +1,7 @@
 """Hand-computed vectors for every baseline preset and the hard cases (docs/baselines.md is the specification).
 
-Every expected number is worked out in the comment beside it from §6, not from the engine. A "day value" v means
+Every expected number is worked out in the comment beside it from the preset rules in docs/baselines.md, not from
+the engine. A "day value" v means
 every 15-minute reading of that local day is v unless a slot is overridden; days that must not be used carry
 POISON (50), so a wrongly chosen day shows in the mean. Events run 16:00-17:00 local unless said otherwise.
 """

@@ -60,7 +60,9 @@ def build(wh: Warehouse, meters: int, days: int) -> int:
         )
         run(con, "INSERT INTO meter_enrollments SELECT meter_id, 'bench', '2025-01-01', NULL FROM meters")
         run(
-            con, "INSERT INTO programs VALUES ('bench', 'bench', 'caiso_10in10', 'net', 'NERC', '{}', 'none')"
+            con,
+            "INSERT INTO programs (program_id, name, baseline_preset, channel, holiday_calendar, overrides, clip) "
+            "VALUES ('bench', 'bench', 'caiso_10in10', 'net', 'NERC', '{}', 'none')",
         )
         run(
             con,

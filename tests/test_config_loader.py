@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import time
@@ -395,3 +396,37 @@ def test_default_config_dir(tmp_path, monkeypatch):
     assert default_config_dir() == tmp_path / "home/config"
     monkeypatch.setenv("LEAP_CONFIG", str(tmp_path / "explicit"))
     assert default_config_dir() == tmp_path / "explicit"
+
+
+def test_data_deadline_per_program_with_a_default(cfg):
+    from leap_orchestration.warehouse import Warehouse
+    from leap_orchestration.warehouse.config_tables import replace_configuration
+
+    _edit(
+        cfg / "programs.xml",
+        'holidayCalendar="NERC" clip="none">',
+        'holidayCalendar="NERC" clip="none" dataDeadline="P10D">',
+    )
+    loaded = load_configuration(cfg)
+    deadlines = {p.program_id: p.data_deadline for p in loaded.programs}
+    assert deadlines["caiso_dsgs"] == dt.timedelta(days=10)  # the first program, edited
+    assert set(deadlines.values()) == {
+        dt.timedelta(days=10),
+        dt.timedelta(days=60),
+    }  # the others: the default
+    with Warehouse(cfg.parent / "w.duckdb").connect() as con:
+        replace_configuration(con, loaded)
+        stored = dict(con.execute("SELECT program_id, data_deadline FROM programs").fetchall())
+    assert stored == deadlines
+
+
+@pytest.mark.parametrize("value", ["P0D", "P367D", "PT12H", "P1M", "ten days"])
+def test_data_deadline_outside_whole_days_1_to_366_fails_the_load(cfg, value):
+    _edit(
+        cfg / "programs.xml",
+        'holidayCalendar="NERC" clip="none">',
+        f'holidayCalendar="NERC" clip="none" dataDeadline="{value}">',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_configuration(cfg)
+    assert "dataDeadline" in info.value.message, info.value.message

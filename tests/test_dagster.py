@@ -252,7 +252,7 @@ def test_configuration_sensor_requests_on_change(leap_home):
     assert reverted.cursor == first.cursor
     assert reverted.run_requests[0].run_key != first.run_requests[0].run_key
     assert first.cursor.startswith(
-        "2:"
+        "3:"
     )  # the loader version: an upgrade that loads more reloads unchanged files
 
 

@@ -40,7 +40,8 @@ def con(tmp_path):
 def add_program(con, program_id, preset="caiso_10in10", channel="net", clip="none", overrides=None):
     run(
         con,
-        "INSERT INTO programs VALUES (?, ?, ?, ?, 'NERC', ?, ?)",
+        """INSERT INTO programs (program_id, name, baseline_preset, channel, holiday_calendar, overrides, clip)
+           VALUES (?, ?, ?, ?, 'NERC', ?, ?)""",
         [program_id, program_id, preset, channel, json.dumps(overrides or {}), clip],
     )
 

@@ -22,7 +22,7 @@ from .xml_safety import MAX_FILE_BYTES, parse_validated, parse_validated_bytes
 
 # Bump when the warehouse tables loaded from the configuration gain what unchanged files should now fill in: the
 # configuration sensor's cursor includes it, so one reload follows an upgrade.
-LOADER_VERSION = "2"  # 2: programs.overrides, programs.clip, program_seasons
+LOADER_VERSION = "3"  # 2: programs.overrides, programs.clip, program_seasons; 3: programs.data_deadline
 PROPERTIES_FILE = "properties.xml"
 PROGRAMS_FILE = "programs.xml"
 METERS_DIR = "meters"

@@ -39,6 +39,10 @@ SCHEDULES = ("hourly", "daily")
 # recommends daily uploads; the loader accepts PT1H to P366D.
 DEFAULT_UPLOAD_EVERY = timedelta(days=1)
 UPLOAD_EVERY_RANGE = (timedelta(hours=1), timedelta(days=366))
+# How long after an event's end a partner may still upload or correct its readings (`dataDeadline`): until then
+# the event's numbers are preliminary. 60 days unless a program says otherwise; P1D to P366D.
+DEFAULT_DATA_DEADLINE = timedelta(days=60)
+DATA_DEADLINE_RANGE = (timedelta(days=1), timedelta(days=366))
 
 
 def _require_aware(ts: datetime) -> datetime:
@@ -180,6 +184,7 @@ class Program:
     holiday_calendar: str
     clip: str
     seasons: tuple[Season, ...] = ()
+    data_deadline: timedelta = DEFAULT_DATA_DEADLINE
 
     @property
     def override_dict(self) -> dict[str, str]:

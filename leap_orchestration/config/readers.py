@@ -15,6 +15,8 @@ from lxml import etree
 
 from .errors import ConfigError
 from .models import (
+    DATA_DEADLINE_RANGE,
+    DEFAULT_DATA_DEADLINE,
     DEFAULT_UPLOAD_EVERY,
     UPLOAD_EVERY_RANGE,
     Connector,
@@ -99,6 +101,23 @@ def _upload_every(elem: etree._Element, path: Path) -> timedelta:
             path, elem.sourceline, f"expectedUploadEvery={text!r} is longer than P366D (a yearly upload)"
         )
     return timedelta(minutes=total)
+
+
+def _data_deadline(p_elem: etree._Element, path: Path) -> timedelta:
+    """`dataDeadline`: whole days (P10D), P1D to P366D; P60D when absent."""
+    text = p_elem.get("dataDeadline")
+    if text is None:  # lxml does not fill in XSD attribute defaults
+        return DEFAULT_DATA_DEADLINE
+    match = re.fullmatch(r"P(\d+)D", text.strip())
+    low, high = DATA_DEADLINE_RANGE
+    if match is None or not low.days <= int(match.group(1)) <= high.days:
+        raise ConfigError(
+            path,
+            p_elem.sourceline,
+            f"program {p_elem.get('id')!r}: dataDeadline={text!r} is not a number of days from P1D to P366D "
+            "(ISO 8601, e.g. P10D: readings may come up to 10 days after the event's end)",
+        )
+    return timedelta(days=int(match.group(1)))
 
 
 def read_properties(root: etree._Element, path: Path) -> Properties:
@@ -209,6 +228,7 @@ def read_programs(root: etree._Element, path: Path) -> tuple[tuple[Program, ...]
                 holiday_calendar=p_elem.get("holidayCalendar", "NERC"),
                 clip=p_elem.get("clip", "none"),
                 seasons=seasons,
+                data_deadline=_data_deadline(p_elem, path),
             )
         )
     return tuple(programs), tuple(events)

@@ -12,6 +12,17 @@ from leap_orchestration.config.models import Configuration
 from leap_orchestration.intake.meters import ownership_frame
 from leap_orchestration.warehouse.duck import run, transaction
 
+PROGRAM_COLUMNS = (
+    "program_id",
+    "name",
+    "baseline_preset",
+    "channel",
+    "holiday_calendar",
+    "overrides",
+    "clip",
+    "data_deadline",
+)
+
 
 def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) -> dict[str, int]:
     now = dt.datetime.now(dt.UTC)
@@ -45,23 +56,29 @@ def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) ->
             p.holiday_calendar,
             json.dumps(p.override_dict),
             p.clip,
+            p.data_deadline,
         )
         for p in cfg.programs
     ]
     seasons = [(p.program_id, s.season_id, s.start_utc, s.end_utc) for p in cfg.programs for s in p.seasons]
     events = [(e.event_id, e.program_id, e.start_utc, e.end_utc, e.event_type) for e in cfg.events]
     with transaction(con):
-        for table, rows, width in (
+        for table, rows, columns in (
             ("meters", meters, 10),
             ("meter_ownership", ownership, 4),
             ("meter_enrollments", enrollments, 4),
-            ("programs", programs, 7),
+            ("programs", programs, PROGRAM_COLUMNS),
             ("program_seasons", seasons, 4),
             ("dr_events", events, 5),
         ):
             run(con, f"DELETE FROM {table}")
-            if rows:
-                con.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * width)})", rows)
+            if rows and isinstance(columns, tuple):  # by column name
+                con.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})",
+                    rows,
+                )
+            elif rows:
+                con.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * columns)})", rows)
         run(
             con,
             "INSERT INTO config_loads VALUES (?, ?, ?, ?, ?)",

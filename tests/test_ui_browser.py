@@ -205,7 +205,9 @@ def test_the_healthy_demo_looks_green_and_fresh(demo, page):
     # freshness: settlement looked at the events within the hour (the daemon judges every 30 s)
     page.goto(f"{demo.url}/assets/baselines")
     page.get_by_text("Freshness policy").first.wait_for()
-    deadline = time.monotonic() + 120
+    # the freshness daemon judges every 30 s, but on a loaded machine (CI: two test workers) its first
+    # evaluation of the demo's assets has taken over 2 minutes
+    deadline = time.monotonic() + 360
     while (
         not re.search(r"Freshness policy[\s\S]{0,200}Passing", text := _text(page))
         and time.monotonic() < deadline

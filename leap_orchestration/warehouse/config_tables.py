@@ -12,16 +12,36 @@ from leap_orchestration.config.models import Configuration
 from leap_orchestration.intake.meters import ownership_frame
 from leap_orchestration.warehouse.duck import run, transaction
 
-PROGRAM_COLUMNS = (
-    "program_id",
-    "name",
-    "baseline_preset",
-    "channel",
-    "holiday_calendar",
-    "overrides",
-    "clip",
-    "data_deadline",
-)
+# Each table's columns, in the order of the rows built below: inserts name them, so a column added to a table
+# (schema.sql) never shifts a value into the wrong place.
+COLUMNS = {
+    "meters": (
+        "meter_id",
+        "partner_id",
+        "meter_type",
+        "timezone",
+        "config_uri",
+        "meter_number",
+        "source",
+        "device_type",
+        "customer_class",
+        "region",
+    ),
+    "meter_ownership": ("meter_id", "partner_id", "valid_from", "valid_to"),
+    "meter_enrollments": ("meter_id", "program_id", "valid_from", "valid_to"),
+    "programs": (
+        "program_id",
+        "name",
+        "baseline_preset",
+        "channel",
+        "holiday_calendar",
+        "overrides",
+        "clip",
+        "data_deadline",
+    ),
+    "program_seasons": ("program_id", "season_id", "start_utc", "end_utc"),
+    "dr_events": ("event_id", "program_id", "start_utc", "end_utc", "event_type"),
+}
 
 
 def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) -> dict[str, int]:
@@ -63,25 +83,24 @@ def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) ->
     seasons = [(p.program_id, s.season_id, s.start_utc, s.end_utc) for p in cfg.programs for s in p.seasons]
     events = [(e.event_id, e.program_id, e.start_utc, e.end_utc, e.event_type) for e in cfg.events]
     with transaction(con):
-        for table, rows, columns in (
-            ("meters", meters, 10),
-            ("meter_ownership", ownership, 4),
-            ("meter_enrollments", enrollments, 4),
-            ("programs", programs, PROGRAM_COLUMNS),
-            ("program_seasons", seasons, 4),
-            ("dr_events", events, 5),
+        for table, rows in (
+            ("meters", meters),
+            ("meter_ownership", ownership),
+            ("meter_enrollments", enrollments),
+            ("programs", programs),
+            ("program_seasons", seasons),
+            ("dr_events", events),
         ):
             run(con, f"DELETE FROM {table}")
-            if rows and isinstance(columns, tuple):  # by column name
+            if rows:
+                columns = COLUMNS[table]
                 con.executemany(
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})",
                     rows,
                 )
-            elif rows:
-                con.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * columns)})", rows)
         run(
             con,
-            "INSERT INTO config_loads VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO config_loads (fingerprint, loaded_at, meters, programs, events) VALUES (?, ?, ?, ?, ?)",
             [cfg.fingerprint, now, len(meters), len(programs), len(events)],
         )
     return {

@@ -17,6 +17,7 @@ import datetime as dt
 
 import dagster as dg
 
+from assets.specs import map_named_specs
 from leap_orchestration.config.errors import ConfigError
 from leap_orchestration.config.loader import load_properties
 from leap_orchestration.intake import health
@@ -135,17 +136,10 @@ FRESHNESS: dict[str, dg.FreshnessPolicy] = {
 def with_freshness(assets: list) -> list:
     """`assets` with FRESHNESS's policy on each spec it names (a policy already on a spec is kept); everything
     else (other assets, checks, specs) is returned unchanged, as the same object."""
-
-    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
-        policy = FRESHNESS.get(spec.key.to_user_string())
-        return dg.apply_freshness_policy(spec, policy, overwrite_existing=False) if policy else spec
-
-    out = []
-    for item in assets:
-        if isinstance(item, dg.AssetSpec) or (
-            isinstance(item, dg.AssetsDefinition)
-            and any(key.to_user_string() in FRESHNESS for key in item.keys)
-        ):
-            item = dg.map_asset_specs(apply, [item])[0]
-        out.append(item)
-    return out
+    return map_named_specs(
+        assets,
+        FRESHNESS,
+        lambda spec: dg.apply_freshness_policy(
+            spec, FRESHNESS[spec.key.to_user_string()], overwrite_existing=False
+        ),
+    )

@@ -98,17 +98,22 @@ SUFFICIENCY = dg.AssetCheckSpec(
 )
 
 
+def _first_named(rows: list[dict], name) -> str:
+    """The first five rows named for a check's description, '…' if there are more (all are in its table)."""
+    return ", ".join(name(r) for r in rows[:5]) + (" …" if len(rows) > 5 else "")
+
+
 def _sufficiency(con, since: dt.datetime) -> dg.AssetCheckResult:
     counts = dict(con.execute("SELECT status, count(*) FROM event_performance GROUP BY ALL").fetchall())
     lacking = views.lacking_data(con, ended_since=since)
     older = len(views.lacking_data(con)) - len(lacking)
-    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['status']})" for r in lacking[:5])
+    named = _first_named(lacking, lambda r: f"{r['meter'][:8]}… in {r['event']} ({r['status']})")
     return dg.AssetCheckResult(
         check_name=SUFFICIENCY.name,
         passed=not lacking,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{len(lacking)} meter-event(s) lack data: {named}{' …' if len(lacking) > 5 else ''}. "
+            f"{len(lacking)} meter-event(s) lack data: {named}. "
             "To clear: the partner uploads the missing readings (see to_clear_it)."
             if lacking
             else f"every meter of the events of the last {ACTIONABLE_DAYS} days has full numbers"
@@ -138,13 +143,13 @@ DELIVERY = dg.AssetCheckSpec(
 def _delivery(con, since: dt.datetime) -> dg.AssetCheckResult:
     idle = views.not_delivered(con, ended_since=since)
     older = len(views.not_delivered(con)) - len(idle)
-    named = ", ".join(f"{r['meter'][:8]}… in {r['event']} ({r['reduction_kwh']} kWh)" for r in idle[:5])
+    named = _first_named(idle, lambda r: f"{r['meter'][:8]}… in {r['event']} ({r['reduction_kwh']} kWh)")
     return dg.AssetCheckResult(
         check_name=DELIVERY.name,
         passed=not idle,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{len(idle)} meter-event(s) delivered no reduction: {named}{' …' if len(idle) > 5 else ''}. "
+            f"{len(idle)} meter-event(s) delivered no reduction: {named}. "
             "To act: check the device and whether the partner dispatched it; the warning ends when the event "
             f"is {ACTIONABLE_DAYS} days old (event_performance keeps the rows)."
             if idle

@@ -12,6 +12,8 @@ partner's upload queued at the same time goes first.
 
 import dagster as dg
 
+from assets.specs import map_named_specs
+
 SETTLE_EVERY_HOUR = dg.AutomationCondition.cron_tick_passed("30 * * * *", "UTC")
 
 AUTOMATION: dict[str, dg.AutomationCondition] = {
@@ -32,18 +34,11 @@ AUTOMATION: dict[str, dg.AutomationCondition] = {
 
 def with_automation(assets: list) -> list:
     """`assets` with AUTOMATION's condition on each spec it names; everything else unchanged."""
-
-    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
-        condition = AUTOMATION.get(spec.key.to_user_string())
-        return spec.replace_attributes(automation_condition=condition) if condition else spec
-
-    return [
-        dg.map_asset_specs(apply, [item])[0]
-        if isinstance(item, dg.AssetsDefinition)
-        and any(key.to_user_string() in AUTOMATION for key in item.keys)
-        else item
-        for item in assets
-    ]
+    return map_named_specs(
+        assets,
+        AUTOMATION,
+        lambda spec: spec.replace_attributes(automation_condition=AUTOMATION[spec.key.to_user_string()]),
+    )
 
 
 settlement_automation = dg.AutomationConditionSensorDefinition(

@@ -49,7 +49,7 @@ def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Every settled event, newest first: start (local, and UTC), meters, those OK, lacking data and not
     delivering (numbers, but reduction <= 0), and the event's totals (kWh, aggregate average kW)."""
     rows = con.execute(
-        f"""SELECT p.event_id, p.program_id, p.start_utc, p.event_hours, p.meters_enrolled, p.meters_ok,
+        f"""SELECT p.event_id, p.program_id, p.start_utc, p.meters_enrolled, p.meters_ok,
                   (SELECT count(*) FROM event_performance f WHERE f.event_id = p.event_id
                      AND f.status IN ('INSUFFICIENT_DAYS', 'NO_ADJUSTMENT_DATA', 'MISSING_ACTUALS')) AS lacking,
                   (SELECT count(*) FROM event_performance f WHERE f.event_id = p.event_id
@@ -72,7 +72,7 @@ def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
             "reduction_kwh": _kwh(reduction),
             "avg_kw": _kwh(avg_kw),
         }
-        for event, program, start, _hours, meters, ok, lacking, idle, reduction, avg_kw, zone in rows
+        for event, program, start, meters, ok, lacking, idle, reduction, avg_kw, zone in rows
     ]
 
 

@@ -129,25 +129,27 @@ def event(day, h0, h1, preset, zone=LA, program="p", channel="net", **overrides)
     )
 
 
-def rows_of(con, meter_id=M):
-    return con.execute(
-        """SELECT baseline_kwh, adjusted_baseline_kwh, actual_kwh, final, no_adjustment_data
-                          FROM _event_baselines WHERE meter_id = ? ORDER BY interval_start_utc""",
-        [meter_id],
-    ).fetchall()
+def rows_of(result, meter_id=M):
+    rows = result.baselines.filter(pl.col("meter_id") == meter_id).sort("interval_start_utc")
+    columns = ["baseline_kwh", "adjusted_baseline_kwh", "actual_kwh", "final", "no_adjustment_data"]
+    return rows.select(columns).rows()
 
 
-def status_of(con, meter_id=M):  # exactly one status row per enrolled meter
-    (row,) = con.execute(
-        """SELECT status, selected_days, adjustment, intervals_expected, intervals_present, actual_kwh
-                            FROM _event_status WHERE meter_id = ?""",
-        [meter_id],
-    ).fetchall()
+def status_of(result, meter_id=M):  # exactly one status row per enrolled meter
+    columns = [
+        "status",
+        "selected_days",
+        "adjustment",
+        "intervals_expected",
+        "intervals_present",
+        "actual_kwh",
+    ]
+    (row,) = result.status.filter(pl.col("meter_id") == meter_id).select(columns).rows()
     return row
 
 
-def check(con, status, baseline=None, adjusted=None, days=None, adjustment=None, n=4, meter_id=M):
-    rows, st = rows_of(con, meter_id), status_of(con, meter_id)
+def check(result, status, baseline=None, adjusted=None, days=None, adjustment=None, n=4, meter_id=M):
+    rows, st = rows_of(result, meter_id), status_of(result, meter_id)
     assert st[0] == status and len(rows) == n
     each = lambda x: x if isinstance(x, list) else [x] * n  # noqa: E731
     if baseline is not None:
@@ -173,8 +175,8 @@ def test_caiso_10in10_weekday_skips_a_holiday(con):
         | {D(2025, 6, 27): 2.0, D(2025, 7, 4): 9.0}
     )
     load(con, days, slots={D(2025, 7, 14): hours(12, 15, 1.21) | hours(16, 17, 0.4)})
-    compute_event(con, event(D(2025, 7, 14), 16, 17, "caiso_10in10"))
-    rows, _ = check(con, "OK", 1.1, 1.21, days=used + [D(2025, 6, 27)], adjustment=1.1)
+    result = compute_event(con, event(D(2025, 7, 14), 16, 17, "caiso_10in10"))
+    rows, _ = check(result, "OK", 1.1, 1.21, days=used + [D(2025, 6, 27)], adjustment=1.1)
     assert [r[2] for r in rows] == pytest.approx([0.4] * 4)
 
 
@@ -200,8 +202,8 @@ def test_caiso_10in10_weekday_skips_a_holiday(con):
 def test_caiso_10in10_weekend_holiday_4in4(con, day, values, adj_actual, ratio):
     meter(con)
     load(con, span(D(2025, 6, 1), day, override=values), slots={day: hours(12, 15, adj_actual)})
-    compute_event(con, event(day, 16, 17, "caiso_10in10"))
-    check(con, "OK", 2.5, 2.5 * ratio, days=list(values), adjustment=ratio)
+    result = compute_event(con, event(day, 16, 17, "caiso_10in10"))
+    check(result, "OK", 2.5, 2.5 * ratio, days=list(values), adjustment=ratio)
 
 
 @pytest.mark.parametrize("before, after, ratio", [(6.0, 9.0, 0.9), (3.0, 3.0, 0.6), (14.0, 14.0, 1.4)])
@@ -215,8 +217,8 @@ def test_caiso_res_5in10_highest_5_two_windows_and_both_caps(con, before, after,
         span(D(2025, 7, 1), WED, override=dict(zip(RECENT, range(1, 11), strict=True))),
         slots={WED: hours(12, 15, before) | hours(18, 20, after) | hours(16, 17, 2.0)},
     )
-    compute_event(con, event(WED, 16, 17, "caiso_res_5in10"))
-    check(con, "OK", 8.0, 8.0 * ratio, days=RECENT[5:], adjustment=ratio)
+    result = compute_event(con, event(WED, 16, 17, "caiso_res_5in10"))
+    check(result, "OK", 8.0, 8.0 * ratio, days=RECENT[5:], adjustment=ratio)
 
 
 def shaped(v, a=None, b=None, rest=None):
@@ -247,8 +249,8 @@ def test_pjm_high4of5_low_usage_replacement_and_negative_additive_delta(con):
         span(D(2025, 7, 1), WED, override={d: shaped(v) for d, v in values.items()}),
         slots={WED: hours(12, 15, 2.3125) | hours(16, 17, 3.0)},
     )
-    compute_event(con, event(WED, 16, 17, "pjm_high4of5"))
-    check(con, "OK", 5.625, 5.125, days=[D(2025, 8, d) for d in (12, 13, 14, 15)], adjustment=-0.5)
+    result = compute_event(con, event(WED, 16, 17, "pjm_high4of5"))
+    check(result, "OK", 5.625, 5.125, days=[D(2025, 8, d) for d in (12, 13, 14, 15)], adjustment=-0.5)
 
 
 @pytest.mark.parametrize(
@@ -263,9 +265,9 @@ def test_pjm_high4of5_low_usage_replacement_and_negative_additive_delta(con):
 def test_pjm_high4of5_saturday_and_sunday_holiday_rules(con, day, values, adj_actual, baseline):
     meter(con)
     load(con, span(D(2025, 6, 1), day, override=values), slots={day: hours(12, 15, adj_actual)})
-    compute_event(con, event(day, 16, 17, "pjm_high4of5"))
+    result = compute_event(con, event(day, 16, 17, "pjm_high4of5"))
     top2 = sorted(values, key=values.get)[1:]
-    check(con, "OK", baseline, adj_actual, days=top2, adjustment=adj_actual - baseline)
+    check(result, "OK", baseline, adj_actual, days=top2, adjustment=adj_actual - baseline)
 
 
 def test_pjm_same_day_3p2_and_a_missing_window_slot(con):
@@ -277,12 +279,12 @@ def test_pjm_same_day_3p2_and_a_missing_window_slot(con):
         span(D(2025, 8, 1), WED),
         slots={WED: hours(12, 15, 2.0) | hours(18, 20, 4.5) | hours(16, 17, 1.0)},
     )
-    compute_event(con, event(WED, 16, 17, "pjm_same_day_3p2"))
-    rows, st = check(con, "OK", 3.0, 3.0)
+    result = compute_event(con, event(WED, 16, 17, "pjm_same_day_3p2"))
+    rows, st = check(result, "OK", 3.0, 3.0)
     assert [r[2] for r in rows] == pytest.approx([1.0] * 4) and st[3:] == (4, 4, pytest.approx(4.0))
     run(con, "DELETE FROM interval_readings WHERE interval_start_utc = ?", [at(WED, 18, 30)])
-    compute_event(con, event(WED, 16, 17, "pjm_same_day_3p2"))
-    check(con, "NO_ADJUSTMENT_DATA", n=0)
+    result = compute_event(con, event(WED, 16, 17, "pjm_same_day_3p2"))
+    check(result, "NO_ADJUSTMENT_DATA", n=0)
 
 
 @pytest.mark.parametrize(
@@ -300,8 +302,10 @@ def test_nyiso_starts_at_d_minus_2(con, preset, adj_actual, adjusted, ratio):
     meter(con)
     values = dict(zip(RECENT[1:] + [D(2025, 8, 5)], range(5, 15), strict=True)) | {D(2025, 8, 19): 100.0}
     load(con, span(D(2025, 7, 1), WED, override=values), slots={WED: hours(12, 14, adj_actual)})
-    compute_event(con, event(WED, 16, 17, preset))
-    _, st = check(con, "OK", 12.0, adjusted, days=[D(2025, 8, d) for d in (5, 6, 7, 8, 11)], adjustment=ratio)
+    result = compute_event(con, event(WED, 16, 17, preset))
+    _, st = check(
+        result, "OK", 12.0, adjusted, days=[D(2025, 8, d) for d in (5, 6, 7, 8, 11)], adjustment=ratio
+    )
     assert ratio is not None or st[2] is None
 
 
@@ -314,10 +318,10 @@ def test_miso_10day_window_up_to_start_and_no_weekend_rule(con):
         span(D(2025, 7, 1), SAT, override=dict(zip(RECENT, range(1, 11), strict=True))),
         slots={WED: hours(13, 15, 5.5) | hours(15, 16, 7.15)},
     )
-    compute_event(con, event(WED, 16, 17, "miso_10day"))
-    check(con, "OK", 5.5, 6.05, days=RECENT, adjustment=1.1)
-    compute_event(con, event(SAT, 16, 17, "miso_10day"))
-    assert check(con, "INSUFFICIENT_DAYS", n=0)[1][3:5] == (4, 4)
+    result = compute_event(con, event(WED, 16, 17, "miso_10day"))
+    check(result, "OK", 5.5, 6.05, days=RECENT, adjustment=1.1)
+    result = compute_event(con, event(SAT, 16, 17, "miso_10day"))
+    assert check(result, "INSUFFICIENT_DAYS", n=0)[1][3:5] == (4, 4)
 
 
 def test_ercot_middle8of10(con):
@@ -329,8 +333,8 @@ def test_ercot_middle8of10(con):
         span(D(2025, 7, 1), WED, override=dict(zip(RECENT, [10, 1, 2, 3, 4, 5, 6, 7, 8, 9], strict=True))),
         slots={WED: hours(13, 15, 4.95)},
     )
-    compute_event(con, event(WED, 16, 17, "ercot_middle8of10"))
-    check(con, "OK", 5.5, 4.95, days=RECENT[2:], adjustment=0.9)
+    result = compute_event(con, event(WED, 16, 17, "ercot_middle8of10"))
+    check(result, "OK", 5.5, 4.95, days=RECENT[2:], adjustment=0.9)
 
 
 @pytest.mark.parametrize(
@@ -363,8 +367,8 @@ def test_ercot_middle8of10(con):
 def test_ties_go_to_the_more_recent_day(con, preset, values, slots, baseline, adjusted, days):
     meter(con)
     load(con, span(D(2025, 7, 1), WED, override=dict(zip(RECENT, values, strict=True))), slots={WED: slots})
-    compute_event(con, event(WED, 16, 17, preset))
-    check(con, "OK", baseline, adjusted, days=days, adjustment=1.1)
+    result = compute_event(con, event(WED, 16, 17, preset))
+    check(result, "OK", baseline, adjusted, days=days, adjustment=1.1)
 
 
 def test_event_days_of_other_programs_are_excluded_in_local_time(con):
@@ -385,8 +389,8 @@ def test_event_days_of_other_programs_are_excluded_in_local_time(con):
     )
     values = {D(2025, 8, 13): 21.0, D(2025, 8, 5): 3.0, D(2025, 8, 4): 11.0}
     load(con, span(D(2025, 7, 1), WED, 1.0, override=values), slots={WED: hours(12, 15, 1.32)})
-    compute_event(con, event(WED, 16, 17, "caiso_10in10"))
-    check(con, "OK", 1.2, 1.32, days=[d for d in RECENT if d.day != 13] + [D(2025, 8, 5)], adjustment=1.1)
+    result = compute_event(con, event(WED, 16, 17, "caiso_10in10"))
+    check(result, "OK", 1.2, 1.32, days=[d for d in RECENT if d.day != 13] + [D(2025, 8, 5)], adjustment=1.1)
 
 
 def test_a_day_missing_a_needed_slot_is_skipped(con):
@@ -411,8 +415,8 @@ def test_a_day_missing_a_needed_slot_is_skipped(con):
             WED: hours(12, 15, 1.43),
         },
     )
-    compute_event(con, event(WED, 16, 17, "caiso_10in10"))
-    check(con, "OK", 1.3, 1.43, days=RECENT[2:] + [D(2025, 8, 5), D(2025, 8, 4)], adjustment=1.1)
+    result = compute_event(con, event(WED, 16, 17, "caiso_10in10"))
+    check(result, "OK", 1.3, 1.43, days=RECENT[2:] + [D(2025, 8, 5), D(2025, 8, 4)], adjustment=1.1)
 
 
 @pytest.mark.parametrize("with_jul_9", [False, True])
@@ -428,17 +432,17 @@ def test_look_back_is_45_days_inclusive(con, with_jul_9):
         fri: 1.0,
     }
     load(con, days | ({D(2025, 7, 9): 3.0} if with_jul_9 else {}), slots={fri: hours(12, 15, 1.3)})
-    compute_event(con, event(fri, 16, 17, "caiso_10in10"))
+    result = compute_event(con, event(fri, 16, 17, "caiso_10in10"))
     if with_jul_9:
         check(
-            con,
+            result,
             "OK",
             1.3,
             1.3,
             days=[d for d in days if d.month == 8 and d != fri] + [D(2025, 7, 8), D(2025, 7, 9)],
         )
     else:
-        check(con, "INSUFFICIENT_DAYS", n=0)
+        check(result, "INSUFFICIENT_DAYS", n=0)
 
 
 @pytest.mark.parametrize(
@@ -472,8 +476,8 @@ def test_25_and_23_hour_candidate_days(con, zone, day, h0, values, slots, baseli
     # nyiso_avg_day, Sunday/holiday rule (3 days, highest 2), no adjustment
     meter(con, zone=zone)
     load(con, span(day - dt.timedelta(days=50), day, override=values | {day: 1.0}), zone=zone, slots=slots)
-    compute_event(con, event(day, h0, h0 + 1, "nyiso_avg_day", zone=zone))
-    check(con, "OK", baseline, baseline, days=days)
+    result = compute_event(con, event(day, h0, h0 + 1, "nyiso_avg_day", zone=zone))
+    check(result, "OK", baseline, baseline, days=days)
 
 
 def test_an_adjustment_window_over_the_repeated_hour_of_a_25_hour_event_day(con):
@@ -493,8 +497,8 @@ def test_an_adjustment_window_over_the_repeated_hour_of_a_25_hour_event_day(con)
             | hours(4, 5, 0.5)
         },
     )
-    compute_event(con, event(D(2025, 11, 2), 4, 5, "caiso_10in10", zone=NY))
-    check(con, "OK", 2.5, 2.75, days=list(values), adjustment=1.1)
+    result = compute_event(con, event(D(2025, 11, 2), 4, 5, "caiso_10in10", zone=NY))
+    check(result, "OK", 2.5, 2.75, days=list(values), adjustment=1.1)
 
 
 def test_an_adjustment_window_over_the_skipped_hour_of_a_23_hour_event_day(con):
@@ -508,8 +512,8 @@ def test_an_adjustment_window_over_the_skipped_hour_of_a_23_hour_event_day(con):
         span(D(2025, 2, 1), D(2025, 3, 9), override=values),
         slots={D(2025, 3, 9): hours(0, 2, 4.0) | hours(3, 4, 5.5) | hours(5, 6, 3.0)},
     )
-    compute_event(con, event(D(2025, 3, 9), 5, 6, "pjm_high4of5"))
-    check(con, "OK", 5.0, 4.5, days=[D(2025, 2, 23), D(2025, 2, 16)], adjustment=-0.5)
+    result = compute_event(con, event(D(2025, 3, 9), 5, 6, "pjm_high4of5"))
+    check(result, "OK", 5.0, 4.5, days=[D(2025, 2, 23), D(2025, 2, 16)], adjustment=-0.5)
 
 
 @pytest.mark.parametrize(
@@ -539,8 +543,8 @@ def test_statuses_and_their_order(con, missing, nonfinal, status, adjusted, pres
     for day, hm in missing:
         slots[day][hm] = None
     load(con, span(D(2025, 7, 1), WED, 1.0), slots=slots, nonfinal=set(nonfinal))
-    compute_event(con, event(WED, 16, 17, "caiso_10in10"))
-    rows, st = check(con, status, 1.0, adjusted)
+    result = compute_event(con, event(WED, 16, 17, "caiso_10in10"))
+    rows, st = check(result, status, 1.0, adjusted)
     assert st[3:] == (4, present, pytest.approx(0.5 * present))
     assert sum(r[2] is not None for r in rows) == present and all(
         r[4] == (status == "NO_ADJUSTMENT_DATA") for r in rows
@@ -560,8 +564,8 @@ def test_constant_load_gives_zero_reduction(con, preset, day):
     c = round(random.Random(f"{preset}{day}").uniform(0.2, 5.0), 3)
     meter(con)
     load(con, span(D(2025, 6, 1), SUN, c))
-    compute_event(con, event(day, 16, 17, preset))
-    rows, _ = check(con, "OK", c, c)
+    result = compute_event(con, event(day, 16, 17, preset))
+    rows, _ = check(result, "OK", c, c)
     assert all(r[1] - r[2] == pytest.approx(0.0) for r in rows)
 
 
@@ -577,12 +581,12 @@ def test_scaling_every_load_scales_the_baselines(con, preset, day):
         {d: (lambda hm, fold, s=s: k * s[int(hm[:2]) * 4 + int(hm[3:]) // 15]) for d, s in shapes.items()},
         "m-k",
     )
-    compute_event(con, event(day, 16, 17, preset))
-    one, scaled = rows_of(con), rows_of(con, "m-k")
-    assert len(one) == len(scaled) == 4 and status_of(con)[0] == status_of(con, "m-k")[0] == "OK"
+    result = compute_event(con, event(day, 16, 17, preset))
+    one, scaled = rows_of(result), rows_of(result, "m-k")
+    assert len(one) == len(scaled) == 4 and status_of(result)[0] == status_of(result, "m-k")[0] == "OK"
     assert [r[0] * k for r in one] == pytest.approx([r[0] for r in scaled])
     assert [r[1] * k for r in one] == pytest.approx([r[1] for r in scaled])
-    assert status_of(con)[1] == status_of(con, "m-k")[1]
+    assert status_of(result)[1] == status_of(result, "m-k")[1]
 
 
 def test_an_event_without_enrolled_meters_gives_no_rows(con):
@@ -592,9 +596,8 @@ def test_an_event_without_enrolled_meters_gives_no_rows(con):
     for m in (M, "m-late", "m-gone"):
         load(con, span(D(2025, 7, 1), WED, 1.0), meter_id=m)
     for program in ("q", "nobody"):
-        compute_event(con, event(WED, 16, 17, "caiso_10in10", program=program))
-        assert con.execute("SELECT count(*) FROM _event_baselines").fetchone() == (0,)
-        assert con.execute("SELECT count(*) FROM _event_status").fetchone() == (0,)
+        result = compute_event(con, event(WED, 16, 17, "caiso_10in10", program=program))
+        assert result.baselines.height == result.status.height == 0
 
 
 @pytest.mark.parametrize("preset", ["caiso_10in10", "no_baseline"])
@@ -609,8 +612,8 @@ def test_the_channel_column_is_used(con, preset, channel, k):
         slots={WED: hours(12, 15, 1.1) | hours(16, 17, 0.5)},
         scale={"net": 1.0, "consumed": 2.0, "generated": 3.0},
     )
-    compute_event(con, event(WED, 16, 17, preset, channel=channel))
+    result = compute_event(con, event(WED, 16, 17, preset, channel=channel))
     b = 0.0 if preset == "no_baseline" else k
-    rows, st = check(con, "OK", b, 1.1 * b)
+    rows, st = check(result, "OK", b, 1.1 * b)
     assert [r[2] for r in rows] == pytest.approx([0.5 * k] * 4) and st[5] == pytest.approx(2.0 * k)
     assert (st[2] is None) == (preset == "no_baseline")

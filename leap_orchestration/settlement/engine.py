@@ -8,7 +8,9 @@ per-meter, per-day and per-slot step is SQL over all enrolled meters at once:
   look-back, without holidays (unless that is the type) and the meter's event days, with every event and
   adjustment slot present → the Y most recent (low-usage days replaced by older ones) → selection (all /
   highest X / middle) → unadjusted baseline per slot → day-of adjustment from the event day's actuals.
-Results are left in temp tables `_event_baselines` and `_event_status` (see `_emit`).
+The steps hand each other temp tables inside one call; `compute_event` returns its results as data frames
+(`EventResult`): the baselines, one status per meter, why each look-back day was or wasn't used, the rule and
+adjustment each meter got, and the missing intervals that would change the result if uploaded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import duckdb
+import polars as pl
 
 from leap_orchestration.settlement.calendars import holidays_between
 from leap_orchestration.settlement.presets import SATURDAY, SUNDAY_HOLIDAY, WEEKDAY, WEEKEND_HOLIDAY, Preset
@@ -39,6 +42,36 @@ class EventSpec:
     preset: Preset
     channel: str = "net"
     holiday_calendar: str = "NERC"
+
+
+@dataclass(frozen=True)
+class EventResult:
+    baselines: pl.DataFrame  # meter x event interval: baseline, adjusted baseline, actual, final, adjustment
+    status: pl.DataFrame  # meter: status, selected days, adjustment, intervals expected/present, actual kWh
+    days: (
+        pl.DataFrame
+    )  # meter x look-back day: day type, outcome (DAY_OUTCOMES), slots missing, event-window mean
+    explanations: (
+        pl.DataFrame
+    )  # meter: event day, day type, Y and selection, adjustment window sums, raw/applied
+    missing: (
+        pl.DataFrame
+    )  # meter x interval start: intervals whose upload would change the result, and window
+
+
+# Why a look-back day was or wasn't one the baseline averaged, in the order they are tested (docs/baselines.md).
+DAY_OUTCOMES = (
+    "OUTSIDE_LOOKBACK",  # more recent than the rule's first day back
+    "HOLIDAY",  # of the event day's type but for the holiday
+    "WRONG_DAY_TYPE",
+    "EVENT_DAY",  # the meter had an event that day (any program it was enrolled in)
+    "MISSING_SLOTS",  # a slot of the event or adjustment window has no reading
+    "LOW_USAGE",  # below 25 % of the Y days' mean (where the rule has it); replaced by an older day
+    "SELECTED",
+    "NOT_SELECTED",  # eligible and among the Y days, ranked out (highest X, middle)
+    "TOO_FEW_DAYS",  # eligible, but the look-back has fewer than Y such days: no baseline
+    "BEYOND_Y",  # eligible, older than the Y days taken
+)
 
 
 def reading_range(event: EventSpec) -> tuple[dt.datetime, dt.datetime]:
@@ -78,9 +111,9 @@ def _utc_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def _day_type_sql(split: str, day: str) -> str:
+def _day_type_sql(split: str, day: str, holidays: bool = True) -> str:
     """SQL for the day type of `day` (a DATE expression); holidays are in temp table _holidays."""
-    holiday = f"{day} IN (SELECT day FROM _holidays)"
+    holiday = f"{day} IN (SELECT day FROM _holidays)" if holidays else "false"
     dow = f"isodow({day})"
     if split == "weekday/saturday/sunday":
         return (
@@ -90,8 +123,8 @@ def _day_type_sql(split: str, day: str) -> str:
     return f"CASE WHEN {dow} >= 6 OR {holiday} THEN '{WEEKEND_HOLIDAY}' ELSE '{WEEKDAY}' END"
 
 
-def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
-    """Fill temp tables _event_baselines (per meter and event interval) and _event_status (per meter)."""
+def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> EventResult:
+    """Baselines, statuses and their explanation for every meter enrolled in the event at its start."""
     preset = event.preset
     windows = _window_table(event)
     from_ts, to_ts = reading_range(event)
@@ -200,10 +233,44 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> None:
         JOIN _meters m ON m.meter_id = en.meter_id
         WHERE en.valid_from <= e.start_utc AND (en.valid_to IS NULL OR en.valid_to > e.start_utc)""",
     )
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _explained_days (meter_id VARCHAR, day DATE, day_type VARCHAR,
+                outcome VARCHAR, slots_missing INTEGER, event_window_mean_kwh DOUBLE)""",
+    )
+    run(con, "CREATE OR REPLACE TEMP TABLE _lookback_due (meter_id VARCHAR, day DATE)")
     if preset.zero or preset.same_day:
         _same_day_or_zero(con, preset)
     else:
         _day_matching(con, preset, readings, {"lo": from_ts, "hi": to_ts})
+    _find_missing(con, value)
+    return EventResult(
+        *(
+            con.sql(f"SELECT * FROM {table}").pl()
+            for table in ("_event_baselines", "_event_status", "_explained_days", "_explained", "_missing")
+        )
+    )
+
+
+def _find_missing(con, value: str) -> None:
+    """The meters' missing intervals that matter: the event window, the adjustment windows on the event day
+    (a slot on the day before is never read: uploading it changes nothing), and every slot of the event and
+    adjustment windows on incomplete look-back days among the Y most recent of the right type (`_lookback_due`)."""
+    has_reading = f"""EXISTS (SELECT 1 FROM interval_readings r WHERE r.meter_id = m.meter_id
+                             AND r.interval_start_utc = {{ts}} AND r.{value} IS NOT NULL)"""
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _missing AS
+        SELECT meter_id, ts AS interval_start_utc, 'event' AS window_kind FROM _actuals WHERE value IS NULL
+        UNION ALL
+        SELECT m.meter_id, s.ts, 'adjustment' FROM _meters m
+        JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'adjust'
+        WHERE (s.ts AT TIME ZONE m.timezone)::DATE = m.event_day AND NOT {has_reading.format(ts="s.ts")}
+        UNION ALL
+        SELECT m.meter_id, c.ts, 'lookback' FROM _lookback_due d JOIN _meters m USING (meter_id)
+        JOIN _calendar c ON c.zone = m.zone AND c.day = d.day
+        WHERE NOT {has_reading.format(ts="c.ts")}""",
+    )
 
 
 def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> None:
@@ -214,32 +281,52 @@ def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> No
         SELECT m.meter_id, m.timezone, m.event_day, r.*
         FROM _meters m JOIN _rules r ON r.day_type = {_day_type_sql(split, "m.event_day")}""",
     )
+    # each day's share of the needed slots present and its event-window mean
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _day_values AS
+        SELECT meter_id, day, sum(w) AS present,
+               sum(value * w) FILTER (WHERE is_event) / sum(w) FILTER (WHERE is_event) AS event_mean
+        FROM ({readings}) r GROUP BY meter_id, day""",
+        reading_range,
+    )
+    # every local day of the look-back, with what decides whether it is a candidate
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _lookback AS
+        WITH need AS (SELECT timezone, count(DISTINCT slot) AS n FROM _zone_slots GROUP BY timezone),
+        days AS (SELECT r.meter_id, r.timezone, r.day_type AS wanted, r.event_day, r.first_back,
+                        unnest(generate_series(CAST(r.event_day - r.lookback AS TIMESTAMP),
+                                               CAST(r.event_day - 1 AS TIMESTAMP), INTERVAL 1 DAY))::DATE AS day
+                 FROM _rule r)
+        SELECT d.meter_id, d.day, d.wanted, {_day_type_sql(split, "d.day")} AS day_type,
+               {_day_type_sql(split, "d.day", holidays=False)} AS plain_day_type,
+               (d.meter_id, d.day) IN (SELECT meter_id, day FROM _event_days) AS event_day,
+               d.day > d.event_day - d.first_back AS too_recent,
+               coalesce(v.present, 0) > n.n - 0.01 AS complete,
+               greatest(0, round(n.n - coalesce(v.present, 0)))::INTEGER AS slots_missing, v.event_mean
+        FROM days d JOIN need n ON n.timezone = d.timezone
+        LEFT JOIN _day_values v ON v.meter_id = d.meter_id AND v.day = d.day""",
+    )
     # eligible candidate days (every needed slot present) with their event-window mean, most recent first
     run(
         con,
-        f"""CREATE OR REPLACE TEMP TABLE _eligible AS
-        WITH readings AS ({readings}),
-        need AS (SELECT timezone, count(DISTINCT slot) AS n FROM _zone_slots GROUP BY timezone),
-        days AS (SELECT meter_id, day, sum(w) AS present,
-                        sum(value * w) FILTER (WHERE is_event) / sum(w) FILTER (WHERE is_event) AS event_mean
-                 FROM readings GROUP BY meter_id, day),
-        candidates AS (
-            SELECT d.meter_id, d.day, d.event_mean
-            FROM days d JOIN _rule r USING (meter_id) JOIN need n ON n.timezone = r.timezone
-            WHERE d.present > n.n - 0.01 AND d.day BETWEEN r.event_day - r.lookback AND r.event_day - r.first_back
-              AND {_day_type_sql(split, "d.day")} = r.day_type
-              AND (d.meter_id, d.day) NOT IN (SELECT meter_id, day FROM _event_days))
-        SELECT *, row_number() OVER (PARTITION BY meter_id ORDER BY day DESC) AS rn FROM candidates""",
-        reading_range,
+        """CREATE OR REPLACE TEMP TABLE _eligible AS
+        SELECT meter_id, day, event_mean, row_number() OVER (PARTITION BY meter_id ORDER BY day DESC) AS rn
+        FROM _lookback WHERE day_type = wanted AND NOT event_day AND NOT too_recent AND complete""",
     )
     # the Y most recent; low-usage days (where the rule has it) replaced by the next older ones, not re-tested
     run(
         con,
+        """CREATE OR REPLACE TEMP TABLE _first_y AS
+        SELECT e.*, r.low_usage AND e.event_mean < 0.25 * avg(e.event_mean) OVER (PARTITION BY e.meter_id) AS low
+        FROM _eligible e JOIN _rule r USING (meter_id) WHERE e.rn <= r.y""",
+    )
+    run(
+        con,
         """CREATE OR REPLACE TEMP TABLE _pool AS
-        WITH first_y AS (
-            SELECT e.*, r.low_usage AND e.event_mean < 0.25 * avg(e.event_mean) OVER (PARTITION BY e.meter_id) AS low
-            FROM _eligible e JOIN _rule r USING (meter_id) WHERE e.rn <= r.y
-        ), lows AS (SELECT meter_id, count(*) FILTER (WHERE low) AS n_low FROM first_y GROUP BY meter_id)
+        WITH first_y AS (SELECT * FROM _first_y),
+        lows AS (SELECT meter_id, count(*) FILTER (WHERE low) AS n_low FROM first_y GROUP BY meter_id)
         SELECT meter_id, day, event_mean FROM first_y WHERE NOT low
         UNION ALL
         SELECT e.meter_id, e.day, e.event_mean FROM _eligible e JOIN _rule r USING (meter_id)
@@ -274,10 +361,46 @@ def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> No
         FROM ({readings}) d JOIN _selected s USING (meter_id, day) JOIN n USING (meter_id) GROUP BY ALL""",
         reading_range,
     )
-    _adjust_and_emit(con, preset)
+    _explain_days(con)
+    _adjust_and_emit(con, preset, split)
 
 
-def _adjust_and_emit(con, preset: Preset) -> None:
+def _explain_days(con) -> None:
+    """Each look-back day's outcome (DAY_OUTCOMES, first that applies), and which incomplete days matter."""
+    run(
+        con,
+        """INSERT INTO _explained_days BY NAME
+        SELECT l.meter_id, l.day, l.day_type, l.event_mean AS event_window_mean_kwh,
+               CASE WHEN NOT l.complete THEN l.slots_missing ELSE 0 END AS slots_missing,
+               CASE WHEN l.too_recent THEN 'OUTSIDE_LOOKBACK'
+                    WHEN l.day_type <> l.wanted AND l.plain_day_type = l.wanted THEN 'HOLIDAY'
+                    WHEN l.day_type <> l.wanted THEN 'WRONG_DAY_TYPE'
+                    WHEN l.event_day THEN 'EVENT_DAY'
+                    WHEN NOT l.complete THEN 'MISSING_SLOTS'
+                    WHEN f.low THEN 'LOW_USAGE'
+                    WHEN s.day IS NOT NULL THEN 'SELECTED'
+                    WHEN p.day IS NOT NULL AND pc.n < r.y THEN 'TOO_FEW_DAYS'
+                    WHEN p.day IS NOT NULL THEN 'NOT_SELECTED'
+                    ELSE 'BEYOND_Y' END AS outcome
+        FROM _lookback l JOIN _rule r USING (meter_id)
+        LEFT JOIN _first_y f USING (meter_id, day) LEFT JOIN _pool p USING (meter_id, day)
+        LEFT JOIN (SELECT meter_id, count(*) AS n FROM _pool GROUP BY meter_id) pc USING (meter_id)
+        LEFT JOIN _selected s USING (meter_id, day)""",
+    )
+    # incomplete days among the Y most recent days of the right type: uploading their slots changes the days used
+    run(
+        con,
+        """INSERT INTO _lookback_due BY NAME
+        SELECT meter_id, day FROM (
+            SELECT l.meter_id, l.day, l.complete, r.y,
+                   row_number() OVER (PARTITION BY l.meter_id ORDER BY l.day DESC) AS k
+            FROM _lookback l JOIN _rule r USING (meter_id)
+            WHERE l.day_type = l.wanted AND NOT l.event_day AND NOT l.too_recent)
+        WHERE k <= y AND NOT complete""",
+    )
+
+
+def _adjust_and_emit(con, preset: Preset, split: str) -> None:
     adjustment = preset.adjustment
     kind = adjustment.kind if adjustment else "none"
     cap = adjustment.cap if adjustment else None
@@ -286,19 +409,29 @@ def _adjust_and_emit(con, preset: Preset) -> None:
         factor = raw if cap is None else f"greatest({1 - cap}, least({1 + cap}, {raw}))"
         adjusted = "u.baseline * coalesce(adj.factor, 1.0)"
     else:
-        factor = "avg(a.value) - avg(u.baseline)" if kind == "additive" else "NULL::DOUBLE"
+        raw = factor = "avg(a.value) - avg(u.baseline)" if kind == "additive" else "NULL::DOUBLE"
         adjusted = "u.baseline + coalesce(adj.factor, 0.0)"
     run(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _adjustment AS
-        SELECT m.meter_id, count(a.value) = count(*) AS complete, {factor} AS factor,
-               bool_and(a.final) AND bool_and(u.final) AS final
+        SELECT m.meter_id, count(a.value) = count(*) AS complete, {raw} AS raw, {factor} AS factor,
+               sum(u.baseline) AS window_baseline, bool_and(a.final) AND bool_and(u.final) AS final
         FROM _meters m JOIN _adjust_slots s ON s.timezone = m.timezone
         JOIN _unadjusted u ON u.meter_id = m.meter_id AND u.slot = s.slot
         LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
         GROUP BY m.meter_id""",
     )
-    run(con, "UPDATE _adjustment SET factor = NULL WHERE NOT complete")
+    run(con, "UPDATE _adjustment SET factor = NULL, raw = NULL WHERE NOT complete")
+    _explain_meters(
+        con,
+        kind,
+        cap,
+        rule=f"""SELECT m.meter_id, {_day_type_sql(split, "m.event_day")} AS day_type, r.y AS days_wanted,
+                        r.selection, r.x AS days_kept, r.lookback AS lookback_days
+                 FROM _meters m LEFT JOIN _rules r ON r.day_type = {_day_type_sql(split, "m.event_day")}""",
+        adjusted="""SELECT meter_id, window_baseline AS adjustment_window_baseline_kwh, raw AS adjustment_raw,
+                           factor AS adjustment_applied FROM _adjustment""",
+    )
     _emit(
         con,
         f"""SELECT m.meter_id, s.ts, u.baseline, {adjusted} AS adjusted,
@@ -311,9 +444,41 @@ def _adjust_and_emit(con, preset: Preset) -> None:
     )
 
 
+def _explain_meters(con, kind: str, cap: float | None, rule: str | None = None, adjusted: str | None = None):
+    """_explained: per meter, the event day and its type, the rule applied (Y, selection, X, look-back), and the
+    adjustment window on the event day (slots expected and present, actual and baseline kWh, ratio or delta before
+    and after the cap)."""
+    rule = (
+        rule
+        or "SELECT meter_id, NULL::VARCHAR AS day_type, NULL::INTEGER AS days_wanted, NULL::VARCHAR AS selection, NULL::INTEGER AS days_kept, NULL::INTEGER AS lookback_days FROM _meters"
+    )
+    adjusted = (
+        adjusted
+        or "SELECT meter_id, NULL::DOUBLE AS adjustment_window_baseline_kwh, NULL::DOUBLE AS adjustment_raw, NULL::DOUBLE AS adjustment_applied FROM _meters"
+    )
+    run(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE _explained AS
+        WITH actuals AS (
+            SELECT m.meter_id, count(*) AS adjustment_slots_expected, count(a.value) AS adjustment_slots_present,
+                   sum(a.value) AS adjustment_window_actual_kwh
+            FROM _meters m JOIN _adjust_slots s ON s.timezone = m.timezone
+            LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot GROUP BY m.meter_id)
+        SELECT m.meter_id, m.event_day, r.day_type, r.days_wanted, r.selection, r.days_kept, r.lookback_days,
+               $kind AS adjustment_kind, CAST($cap AS DOUBLE) AS adjustment_cap,
+               coalesce(a.adjustment_slots_expected, 0)::INTEGER AS adjustment_slots_expected,
+               coalesce(a.adjustment_slots_present, 0)::INTEGER AS adjustment_slots_present,
+               a.adjustment_window_actual_kwh, x.adjustment_window_baseline_kwh, x.adjustment_raw, x.adjustment_applied
+        FROM _meters m LEFT JOIN ({rule}) r USING (meter_id) LEFT JOIN actuals a USING (meter_id)
+        LEFT JOIN ({adjusted}) x USING (meter_id)""",
+        {"kind": kind, "cap": cap},
+    )
+
+
 def _same_day_or_zero(con, preset: Preset) -> None:
     event_slots = "_meters m JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'event'"
     if preset.zero:
+        _explain_meters(con, "zero", None)
         _emit(
             con,
             f"""SELECT m.meter_id, s.ts, 0.0 AS baseline, 0.0 AS adjusted, true AS inputs_final,
@@ -328,6 +493,14 @@ def _same_day_or_zero(con, preset: Preset) -> None:
         FROM _meters m JOIN _adjust_slots s ON s.timezone = m.timezone
         LEFT JOIN _event_day a ON a.meter_id = m.meter_id AND a.slot = s.slot
         GROUP BY m.meter_id""",
+    )
+    _explain_meters(
+        con,
+        "same_day",
+        None,
+        adjusted="""SELECT meter_id, NULL::DOUBLE AS adjustment_window_baseline_kwh,
+                           CASE WHEN complete THEN baseline END AS adjustment_raw,
+                           CASE WHEN complete THEN baseline END AS adjustment_applied FROM _same_day""",
     )
     _emit(
         con,

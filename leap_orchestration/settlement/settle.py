@@ -21,12 +21,12 @@ from typing import NamedTuple
 import duckdb
 
 from leap_orchestration.settlement.calendars import holidays_version
-from leap_orchestration.settlement.engine import EventSpec, compute_event, reading_range
+from leap_orchestration.settlement.engine import EventResult, EventSpec, compute_event, reading_range
 from leap_orchestration.settlement.presets import preset_for
 from leap_orchestration.warehouse.duck import run, transaction
 
 # Bump when a change to the engine or the presets changes results: every event is then recomputed once.
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 WATERMARK_MARGIN = dt.timedelta(minutes=10)
 
 
@@ -160,15 +160,14 @@ def settle(
         removed=len(set(look.stored) - set(keep)),
     )
     with transaction(con):
-        for table in ("baselines", "baseline_status", "settled_events"):
+        for table in (*EVENT_TABLES, "settled_events"):
             run(con, f"DELETE FROM {table} WHERE NOT list_contains(?, event_id)", [keep])
     if (
         look.stale
     ):  # until this run ends, the next one must not trust the fast path (a crash may leave mixed inputs)
         run(con, "DELETE FROM settlement_state")
     for event in look.stale:
-        compute_event(con, event)
-        _store(con, event, look.digests[event.event_id], now, run_id)
+        _store(con, event, compute_event(con, event), look.digests[event.event_id], now, run_id)
         report.computed.append(event.event_id)
         if log:
             log(event.event_id)
@@ -177,27 +176,63 @@ def settle(
     return report
 
 
-def _store(con, event: EventSpec, digest: str, now: dt.datetime, run_id: str | None) -> None:
-    meta = [event.event_id, event.preset.name, event.program_id, now]
+# what _store keeps of each frame of the engine's result: table, the frame's columns, the event's own columns
+_BY_EVENT = ("event_id", "program_id", "method")
+_STORED = {
+    "baselines": (
+        "baselines",
+        "meter_id, interval_start_utc, baseline_kwh, adjusted_baseline_kwh, actual_kwh, final",
+        _BY_EVENT,
+    ),
+    "status": (
+        "baseline_status",
+        "meter_id, status, selected_days, adjustment, intervals_expected, intervals_present, actual_kwh",
+        _BY_EVENT,
+    ),
+    "days": (
+        "baseline_days",
+        "meter_id, day, day_type, outcome, slots_missing, event_window_mean_kwh",
+        ("event_id",),
+    ),
+    "explanations": (
+        "baseline_explanations",
+        "meter_id, event_day, day_type, days_wanted, selection, days_kept, lookback_days, adjustment_kind, "
+        "adjustment_cap, adjustment_slots_expected, adjustment_slots_present, adjustment_window_actual_kwh, "
+        "adjustment_window_baseline_kwh, adjustment_raw, adjustment_applied",
+        ("event_id",),
+    ),
+    "missing": ("missing_intervals", "meter_id, interval_start_utc, window_kind", ("event_id",)),
+}
+# tables that hold one event's results, replaced together
+EVENT_TABLES = tuple(table for table, _, _ in _STORED.values())
+
+
+def _store(
+    con, event: EventSpec, result: EventResult, digest: str, now: dt.datetime, run_id: str | None
+) -> None:
+    own = {
+        "event_id": event.event_id,
+        "program_id": event.program_id,
+        "method": event.preset.name,
+        "now": now,
+    }
     with transaction(con):
-        for table in ("baselines", "baseline_status", "settled_events"):
+        for table in (*EVENT_TABLES, "settled_events"):
             run(con, f"DELETE FROM {table} WHERE event_id = ?", [event.event_id])
+        for attribute, (table, columns, keys) in _STORED.items():
+            con.register("engine_frame", getattr(result, attribute))
+            try:
+                run(
+                    con,
+                    f"""INSERT INTO {table} ({columns}, {", ".join(keys)}, computed_at)
+                    SELECT {columns}, {", ".join("$" + k for k in keys)}, $now FROM engine_frame""",
+                    {k: own[k] for k in (*keys, "now")},
+                )
+            finally:
+                con.unregister("engine_frame")
         run(
             con,
-            """INSERT INTO baselines
-            SELECT $1, meter_id, interval_start_utc, $2, baseline_kwh, adjusted_baseline_kwh, actual_kwh, $3, final, $4
-            FROM _event_baselines""",
-            meta,
-        )
-        run(
-            con,
-            """INSERT INTO baseline_status
-            SELECT $1, meter_id, $3, $2, status, selected_days, adjustment, intervals_expected, intervals_present,
-                   actual_kwh, $4 FROM _event_status""",
-            meta,
-        )
-        run(
-            con,
-            "INSERT INTO settled_events VALUES (?, ?, (SELECT count(*) FROM _event_status), ?, ?)",
-            [event.event_id, digest, now, run_id],
+            """INSERT INTO settled_events (event_id, inputs_digest, meters, computed_at, run_id)
+            VALUES (?, ?, ?, ?, ?)""",
+            [event.event_id, digest, result.status.height, now, run_id],
         )

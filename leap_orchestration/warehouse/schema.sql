@@ -192,6 +192,49 @@ CREATE TABLE IF NOT EXISTS baseline_status (
     actual_kwh DOUBLE,                  -- sum of the present actuals
     computed_at TIMESTAMPTZ NOT NULL
 );
+-- Why: per meter, event and local day of the look-back, whether the baseline used the day and if not, why
+-- (engine.DAY_OUTCOMES, docs/baselines.md "Explanations").
+CREATE TABLE IF NOT EXISTS baseline_days (
+    event_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    day DATE NOT NULL,                  -- local day in the meter's time zone
+    day_type VARCHAR NOT NULL,
+    outcome VARCHAR NOT NULL,
+    slots_missing INTEGER NOT NULL,     -- event and adjustment window slots without a reading that day
+    event_window_mean_kwh DOUBLE,       -- the day's mean per interval over the event window's slots
+    computed_at TIMESTAMPTZ NOT NULL
+);
+-- Per meter and event: the rule applied and the day-of adjustment window's sums, ratio or delta before and after
+-- the cap.
+CREATE TABLE IF NOT EXISTS baseline_explanations (
+    event_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    event_day DATE NOT NULL,            -- the event's local day in the meter's time zone
+    day_type VARCHAR,                   -- the event day's type (NULL for same-day and zero baselines)
+    days_wanted INTEGER,                -- Y (NULL: the preset has no rule for this day type)
+    selection VARCHAR,                  -- all | highest | middle
+    days_kept INTEGER,                  -- X for highest
+    lookback_days INTEGER,
+    adjustment_kind VARCHAR NOT NULL,   -- multiplicative | additive | none | same_day | zero
+    adjustment_cap DOUBLE,
+    adjustment_slots_expected INTEGER NOT NULL,
+    adjustment_slots_present INTEGER NOT NULL,
+    adjustment_window_actual_kwh DOUBLE,
+    adjustment_window_baseline_kwh DOUBLE,
+    adjustment_raw DOUBLE,              -- ratio or delta before the cap (same_day: the window's mean)
+    adjustment_applied DOUBLE,          -- after the cap; NULL when the window is incomplete
+    computed_at TIMESTAMPTZ NOT NULL
+);
+-- Missing 15-minute readings that would change an event's result if uploaded: its event window, its adjustment
+-- windows on the event day, and the event and adjustment slots of incomplete days among the Y most recent
+-- candidate days.
+CREATE TABLE IF NOT EXISTS missing_intervals (
+    event_id VARCHAR NOT NULL,
+    meter_id VARCHAR NOT NULL,
+    interval_start_utc TIMESTAMPTZ NOT NULL,
+    window_kind VARCHAR NOT NULL,       -- event | adjustment | lookback
+    computed_at TIMESTAMPTZ NOT NULL
+);
 -- Events whose baselines are current: the digest of everything they were computed from.
 CREATE TABLE IF NOT EXISTS settled_events (
     event_id VARCHAR PRIMARY KEY,

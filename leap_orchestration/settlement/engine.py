@@ -59,19 +59,20 @@ class EventResult:
     )  # meter x interval start: intervals whose upload would change the result, and window
 
 
-# Why a look-back day was or wasn't one the baseline averaged, in the order they are tested (docs/baselines.md).
-DAY_OUTCOMES = (
-    "OUTSIDE_LOOKBACK",  # more recent than the rule's first day back
-    "HOLIDAY",  # of the event day's type but for the holiday
-    "WRONG_DAY_TYPE",
-    "EVENT_DAY",  # the meter had an event that day (any program it was enrolled in)
-    "MISSING_SLOTS",  # a slot of the event or adjustment window has no reading
-    "LOW_USAGE",  # below 25 % of the Y days' mean (where the rule has it); replaced by an older day
-    "SELECTED",
-    "NOT_SELECTED",  # eligible and among the Y days, ranked out (highest X, middle)
-    "TOO_FEW_DAYS",  # eligible, but the look-back has fewer than Y such days: no baseline
-    "BEYOND_Y",  # eligible, older than the Y days taken
-)
+# Why a look-back day was or wasn't one the baseline averaged, in the order they are tested (docs/baselines.md,
+# "Explanations"), with the words partners read in their statements.
+DAY_OUTCOMES = {
+    "OUTSIDE_LOOKBACK": "more recent than the rule's first day back",
+    "HOLIDAY": "a holiday of the program's calendar, so not of the event day's type",
+    "WRONG_DAY_TYPE": "not of the event day's type",
+    "EVENT_DAY": "the meter had an event that day",
+    "MISSING_SLOTS": "a reading of the event or adjustment window is missing that day",
+    "LOW_USAGE": "event-window use below 25 % of the days' mean: replaced by an older day",
+    "SELECTED": "averaged into the baseline",
+    "NOT_SELECTED": "among the days taken, but ranked out by the rule's selection",
+    "TOO_FEW_DAYS": "eligible, but the look-back has too few eligible days for a baseline",
+    "BEYOND_Y": "eligible, but older than the days taken",
+}
 
 
 def reading_range(event: EventSpec) -> tuple[dt.datetime, dt.datetime]:

@@ -18,7 +18,9 @@ XML_CONTENT_TYPE = "application/xml"
 
 class BucketStore(ABC):
     @abstractmethod
-    def put_many(self, bucket: str, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
+    def put_many(
+        self, bucket: str, objects: list[tuple[str, bytes]], content_type: str = XML_CONTENT_TYPE
+    ) -> list[Exception | None]:
         """Write (key, bytes) objects, overwriting; one result per object (None = written)."""
 
     @abstractmethod
@@ -31,7 +33,9 @@ class LocalBuckets(BucketStore):
     def __init__(self, root: str | Path):
         self.files = LocalLandingStore(root)
 
-    def put_many(self, bucket: str, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
+    def put_many(
+        self, bucket: str, objects: list[tuple[str, bytes]], content_type: str = XML_CONTENT_TYPE
+    ) -> list[Exception | None]:
         results: list[Exception | None] = []
         for key, data in objects:
             try:
@@ -63,7 +67,9 @@ class GcsBuckets(BucketStore):
         for scheme in ("http://", "https://"):
             session.mount(scheme, HTTPAdapter(pool_connections=4, pool_maxsize=max_workers))
 
-    def put_many(self, bucket: str, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
+    def put_many(
+        self, bucket: str, objects: list[tuple[str, bytes]], content_type: str = XML_CONTENT_TYPE
+    ) -> list[Exception | None]:
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         target = self.client.bucket(bucket)
@@ -72,7 +78,7 @@ class GcsBuckets(BucketStore):
             key, data = item
             try:  # rewriting the same bytes is idempotent, so retrying is safe
                 target.blob(check_key(key)).upload_from_string(
-                    data, content_type=XML_CONTENT_TYPE, retry=DEFAULT_RETRY
+                    data, content_type=content_type, retry=DEFAULT_RETRY
                 )
                 return None
             except Exception as exc:  # reported per object; the caller records what was written

@@ -71,3 +71,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     except BaseException:
         run(con, "ROLLBACK")
         raise
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params=None):
+    """A query's result as a polars DataFrame (through Arrow)."""
+    return con.sql(sql, params=params).pl()

@@ -304,3 +304,43 @@ CREATE TABLE IF NOT EXISTS season_performance (
     reduction_kwh DOUBLE NOT NULL,
     avg_reduction_kw DOUBLE NOT NULL
 );
+
+-- Partner statements (leap_orchestration/statements, docs/statements.md). Every version issued to a partner:
+-- V1, V2, … of each statement, issued only when its content changed.
+CREATE TABLE IF NOT EXISTS statement_versions (
+    partner_id VARCHAR NOT NULL,
+    statement_id VARCHAR NOT NULL,      -- event/<program>/<event> | season/<program>/<season>
+    kind VARCHAR NOT NULL,              -- event | season
+    program_id VARCHAR NOT NULL,
+    subject_id VARCHAR NOT NULL,        -- the event or the season
+    version INTEGER NOT NULL,
+    status VARCHAR NOT NULL,            -- PRELIMINARY | FINAL
+    digest VARCHAR NOT NULL,            -- of the content (not of when it was issued)
+    issued_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR,
+    causes JSON,                        -- why it changed since the previous version
+    changed_values INTEGER,             -- values that differ from the previous version
+    delivered_at TIMESTAMPTZ,           -- when the partner's pointers (latest.json, index.csv) named it
+    PRIMARY KEY (partner_id, statement_id, version)
+);
+-- The lines of each statement's latest version, the reference of the next version's diff.
+CREATE TABLE IF NOT EXISTS statement_lines (
+    partner_id VARCHAR NOT NULL,
+    statement_id VARCHAR NOT NULL,
+    line_key VARCHAR NOT NULL,          -- <meter> or <meter>@<interval start UTC>
+    line_values JSON NOT NULL
+);
+-- What each event's statements were last built from, so an hourly look rebuilds only what may have changed.
+CREATE TABLE IF NOT EXISTS statement_builds (
+    event_id VARCHAR PRIMARY KEY,
+    build_key VARCHAR NOT NULL,
+    built_at TIMESTAMPTZ NOT NULL
+);
+-- The digest of each partner's last delivered report (missing-intervals.csv), rewritten only when it changes.
+CREATE TABLE IF NOT EXISTS partner_reports (
+    partner_id VARCHAR NOT NULL,
+    report VARCHAR NOT NULL,
+    digest VARCHAR NOT NULL,
+    written_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (partner_id, report)
+);

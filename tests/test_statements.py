@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from test_settlement import EVENT_DAY, add_event, add_meter, add_program, load, local
 
 from leap_orchestration.config.models import Properties, SftpPartner
 from leap_orchestration.settlement.settle import settle
@@ -15,8 +16,8 @@ from leap_orchestration.statements.issue import issue_statements
 from leap_orchestration.statements.missing import owed_windows
 from leap_orchestration.stores.buckets import LocalBuckets
 from leap_orchestration.stores.local import LocalLandingStore
+from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse.duck import run
-from test_settlement import EVENT_DAY, add_event, add_meter, add_program, con, load, local  # noqa: F401
 
 LOADED = dt.datetime(2025, 8, 20, 23, 30, tzinfo=dt.UTC)  # when the history and the configuration were loaded
 SETTLED = dt.datetime(
@@ -33,7 +34,13 @@ def value(day, lt):
 
 
 @pytest.fixture
-def world(con, tmp_path):  # noqa: F811
+def world(tmp_path):
+    with Warehouse(tmp_path / "w.duckdb").connect() as con:
+        run(con, "INSERT INTO config_loads VALUES ('fp-1', now(), 0, 0, 0)")
+        yield _world(con, tmp_path)
+
+
+def _world(con, tmp_path):
     """Program p (caiso_10in10), event e1 16:00-17:00 on 20 Aug 2025; m-1 owned by A, m-2 by A until 16:30
     local on the event day and by B after."""
     add_program(con, "p")
@@ -56,7 +63,7 @@ def world(con, tmp_path):  # noqa: F811
     return con, store, Destinations(store, LocalBuckets(tmp_path / "buckets"), props)
 
 
-def cycle(con, destinations, now):  # noqa: F811
+def cycle(con, destinations, now):
     settle(con, now, force=True)  # forced: settle's own watermark is on the real clock, the test's is not
     return issue_statements(con, destinations, now)
 
@@ -153,7 +160,7 @@ def test_an_unchanged_recomputation_issues_nothing(world):
     assert issue_statements(con, dest, SETTLED + dt.timedelta(hours=2)).events_built == []
 
 
-def late_upload(con, meter, start, new_value, job_id, tenant, file_name, now):  # noqa: F811
+def late_upload(con, meter, start, new_value, job_id, tenant, file_name, now):
     """What intake does for an upload that replaces the reading at `start`: supersede, insert, record."""
     run(
         con,

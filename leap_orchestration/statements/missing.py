@@ -83,8 +83,16 @@ def owed_windows(
             pl.col("interval_start_utc").min().alias("start"),
             (pl.col("interval_start_utc").max() + step).alias("end"),
             pl.len().cast(pl.Int64).alias("intervals"),
-            pl.col("window_kind").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().str.join(" "),
-            pl.col("event_id").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().str.join(" "),
+            pl.col("window_kind")
+            .list.explode(keep_nulls=False, empty_as_null=False)
+            .unique()
+            .sort()
+            .str.join(" "),
+            pl.col("event_id")
+            .list.explode(keep_nulls=False, empty_as_null=False)
+            .unique()
+            .sort()
+            .str.join(" "),
             pl.col("deadline_utc").min(),
             pl.col("timezone").first(),
         )

@@ -7,6 +7,7 @@ from assets.health import HEALTH_CHECKS, with_freshness
 from assets.intake import interval_intake, interval_readings_unique
 from assets.landing_zone import standardized_meter_hours
 from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
+from assets.statements import performance_statements
 from leap_orchestration.resources import default_resources
 from leap_orchestration.run_liveness import in_process_with_liveness
 from sensors.landing import configuration_job, configuration_sensor, intake_job, landing_inbox_sensor
@@ -16,7 +17,15 @@ from sensors.settlement import settlement_automation, with_automation
 defs = dg.Definitions(
     # freshness and automation policies applied in one place each (assets/health.py, sensors/settlement.py)
     assets=with_automation(
-        with_freshness([meter_configuration, interval_intake, standardized_meter_hours, *SETTLEMENT_ASSETS])
+        with_freshness(
+            [
+                meter_configuration,
+                interval_intake,
+                standardized_meter_hours,
+                *SETTLEMENT_ASSETS,
+                performance_statements,
+            ]
+        )
     ),
     asset_checks=[interval_readings_unique, *SETTLEMENT_CHECKS, *HEALTH_CHECKS],
     jobs=[intake_job, configuration_job, landing_zone_job],

@@ -3,8 +3,8 @@
 `baselines` runs after new readings or a new configuration (`eager`: any materialization of `interval_readings`
 or `meter_configuration`; an intake run whose uploads all failed or that took no file materializes neither) and
 at minute 30 of every hour, to settle events that ended since (cheap when nothing changed: inputs are compared
-by digest). Everything below it (`event_performance`, its roll-ups and the checks) runs `eager` after it, in
-the same run; `event_performance` skips its output when no event's baselines changed, so the roll-ups skip too.
+by digest). Everything below it (`event_performance`, its roll-ups and the checks, and the partners'
+`performance_statements`) runs `eager` after it, in the same run; `event_performance` skips its output when no event's baselines changed, so the roll-ups skip too.
 
 `settlement_automation` evaluates these conditions every 30 s. Its runs carry a priority below intake's, so a
 partner's upload queued at the same time goes first.
@@ -27,6 +27,7 @@ AUTOMATION: dict[str, dg.AutomationCondition] = {
             "event_performance_hourly",
             "program_event_performance",
             "season_performance",
+            "performance_statements",
         )
     },
 }

@@ -30,6 +30,7 @@ GRAPH = {
     "event_performance_hourly": ["event_performance"],
     "program_event_performance": ["event_performance"],
     "season_performance": ["event_performance"],
+    "performance_statements": ["baselines"],
 }
 
 
@@ -78,7 +79,7 @@ def test_definitions_load_and_graph_snapshot():
         if graph.get(k).automation_condition is not None
     }
     assert conditioned == {k for k in GRAPH if k in AUTOMATION}
-    assert len(AUTOMATION) == 5 and all(
+    assert len(AUTOMATION) == 6 and all(
         graph.get(key).automation_condition is not None for c in SETTLEMENT_CHECKS for key in c.check_keys
     )
 

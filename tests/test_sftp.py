@@ -119,7 +119,7 @@ def test_partner_cannot_reach_another_partner(server):
     client_b.close()
     client = server.paramiko(A, a)
     ftp = client.open_sftp()
-    assert ftp.listdir("/") == ["interval-data"]
+    assert ftp.listdir("/") == ["interval-data", "performance"]
     for trick in [
         f"../{B}",
         f"/../{B}/interval-data",

@@ -1,8 +1,9 @@
 """What a partner sees over SFTP: a virtual tree over the landing store, and what they may do in it.
 
-    /                       the partner's root: only `interval-data/`
+    /                       the partner's root: `interval-data/` and `performance/`
     /interval-data/         uploads waiting to be processed, and the folders below (always shown)
     /interval-data/accepted/ failed/ status/   results, read-only
+    /performance/           statements and the missing-intervals report (statements/render.py), read-only
 
 Client paths are never trusted: they are decoded, made absolute against `/` and normalised, so `..` can't
 climb above the partner's root; hidden names (starting with '.') don't exist in the store's tree (a client
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from leap_orchestration.intake.layout import RESULT_FOLDERS
 from leap_orchestration.intake.limits import MAX_NAME_BYTES
 from leap_orchestration.stores.base import SAFE_SEGMENT, LandingStore, StoredObject, is_temp_name
-from leap_orchestration.stores.local import SFTP_INBOX, LocalLandingStore
+from leap_orchestration.stores.local import PERFORMANCE_FOLDER, SFTP_INBOX, LocalLandingStore
 
 # A temporary upload name: a usual temp suffix on a safe name, or a dot-name (lftp's `.in.x.csv`).
 _HIDDEN_TEMP = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._ ()+,=@-]{0,253}$")
@@ -79,7 +80,7 @@ class PartnerView:
         return "/".join((self.partner, *parts))
 
     def _fixed_dir(self, parts: tuple[str, ...]) -> bool:
-        return parts in ((), (SFTP_INBOX,)) or (
+        return parts in ((), (SFTP_INBOX,), (PERFORMANCE_FOLDER,)) or (
             len(parts) == 2 and parts[0] == SFTP_INBOX and parts[1] in RESULT_FOLDERS
         )
 
@@ -87,7 +88,7 @@ class PartnerView:
         name = parts[-1] if parts else "/"
         if self._fixed_dir(parts):
             return self._folder(name, parts)
-        if not parts or parts[0] != SFTP_INBOX or parts[-1].startswith("."):
+        if not parts or parts[0] not in (SFTP_INBOX, PERFORMANCE_FOLDER) or parts[-1].startswith("."):
             raise NotFound(display(parts))
         obj = self.store.stat(self.key(parts))
         if obj is not None:
@@ -99,7 +100,7 @@ class PartnerView:
 
     def list(self, parts: tuple[str, ...]) -> list[Entry]:
         if parts == ():
-            return [self._folder(SFTP_INBOX, (SFTP_INBOX,))]
+            return [self._folder(name, (name,)) for name in (SFTP_INBOX, PERFORMANCE_FOLDER)]
         if not self.stat(parts).is_dir:
             raise NotFound(f"{display(parts)} is not a folder")
         folders, files = self.store.list_dir(self.key(parts) + "/")

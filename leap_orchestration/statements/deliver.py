@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from leap_orchestration.config.models import Properties
 from leap_orchestration.stores.base import LandingStore, check_key
 from leap_orchestration.stores.buckets import BucketStore
+from leap_orchestration.stores.local import PERFORMANCE_FOLDER
 
-PERFORMANCE_FOLDER = "performance"
 CONTENT_TYPES = {".json": "application/json", ".csv": "text/csv", ".txt": "text/plain"}
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from typing import BinaryIO
 from leap_orchestration.stores.base import FileChangedError, LandingStore, StoredObject, check_key
 
 SFTP_INBOX = "interval-data"
+PERFORMANCE_FOLDER = "performance"  # <tenant>/performance/: statements for the partner, read-only over SFTP
 # Hidden folders at the store root, outside every tenant's root: never listed as inboxes, never served.
 SPOOL = ".spool"  # uploads being received (same file system, so publishing is a link)
 PUBLISHED = ".published"  # <key> -> version of a file that was published whole

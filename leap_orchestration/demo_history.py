@@ -7,7 +7,7 @@ morning rush; thermostats add air-conditioning, EV chargers an evening charging 
 commercial meters a business-hours load. On its program's event days a device responds: a thermostat sheds half
 its air-conditioning, an EV charger pauses (and catches up after), a battery discharges, a commercial site sheds
 a quarter. Deliberate imperfections show the statuses: one thermostat joined late (not enough history for the
-August event), one EV charger lost two readings during an event, one ConnectedSolutions battery missed an event,
+August event), one of sunrise-energy's EV chargers lost two readings during the August event, one ConnectedSolutions battery missed an event,
 and September's readings are not final yet.
 """
 
@@ -41,7 +41,8 @@ def _quirks(meters: list[DemoMeter]) -> dict[str, str]:
         by_kind.setdefault((m.programs[0], m.device_type), []).append(m.meter_id)
     return {
         by_kind[("caiso_dsgs", "thermostat")][0]: "late_join",
-        by_kind[("pjm_residential", "ev_charger")][0]: "gap_in_event",
+        # the demo partner's (sunrise-energy, the one the demo logs in as): its missing-intervals.csv names it
+        by_kind[("caiso_dsgs", "ev_charger")][0]: "gap_in_event",
         by_kind[("ma_connected_solutions", "battery")][-1]: "missed_event",
     }
 

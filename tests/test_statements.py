@@ -210,6 +210,15 @@ def test_a_late_upload_issues_v2_with_a_diff_naming_it(world):
     assert by_line[("m-1", "reduction_kwh")] == (2.0, 2.25)
     assert all(line.startswith("m-1") for line, _ in by_line)
     assert read(store, "A", f"{EVENT}/V1/meters.csv") != read(store, "A", f"{EVENT}/V2/meters.csv")
+    assert json.loads(read(store, "A", f"{EVENT}/V1/changes.json"))["causes"] == [{"kind": "first_statement"}]
+    season = json.loads(read(store, "A", "p/seasons/2025/V2/changes.json"))
+    assert season["causes"] == [
+        {"kind": "event_statement", "event": "e1", "version": 2, "status": "PRELIMINARY"}
+    ]
+    assert {(c["line"], c["field"]) for c in season["changes"]} == {
+        ("m-1", "reduction_kwh"),
+        ("m-1", "avg_reduction_kw"),
+    }
     assert json.loads(read(store, "A", f"{EVENT}/latest.json"))["version"] == 2
     changes_csv = rows(store, "A", f"{EVENT}/V2/changes.csv")
     assert {

@@ -116,10 +116,12 @@ def _issue_event(con, destinations, statement: EventStatement, latest, ranges, n
         report.unchanged += 1
         return
     lines = _event_lines(statement)
-    changes = versions.diff(versions.stored_lines(con, statement.partner_id, statement.statement_id), lines)
     if previous is None:
-        causes = [{"kind": "first_statement"}]
+        causes, changes = [{"kind": "first_statement"}], []
     else:
+        changes = versions.diff(
+            versions.stored_lines(con, statement.partner_id, statement.statement_id), lines
+        )
         changed = sorted({c["line"].partition("@")[0] for c in changes})  # only uploads for these are causes
         causes = (
             versions.upload_causes(
@@ -157,12 +159,18 @@ def _issue_season(con, destinations, season: SeasonStatement, latest, now, run_i
         return
     fields = ("events", "events_with_numbers", "event_hours", "reduction_kwh", "avg_reduction_kw")
     lines = {r["meter_id"]: {f: r[f] for f in fields} for r in season.meters.iter_rows(named=True)}
-    changes = versions.diff(versions.stored_lines(con, season.partner_id, season.statement_id), lines)
     if previous is None:
-        causes = [{"kind": "first_statement"}]
+        causes, changes = [{"kind": "first_statement"}], []
     else:
+        changes = versions.diff(versions.stored_lines(con, season.partner_id, season.statement_id), lines)
+        events = [e["event"] for e in season.summary["events"]]
+        reissued = con.execute(
+            """SELECT subject_id, version, status FROM statement_versions WHERE partner_id = ? AND kind = 'event'
+               AND list_contains(?, subject_id) AND issued_at > ? ORDER BY subject_id, version""",
+            [season.partner_id, events, previous.issued_at],
+        ).fetchall()
         causes = [
-            {"kind": "event_statements", "events": [e for e in season.summary["events"]]}
+            {"kind": "event_statement", "event": e, "version": v, "status": st} for e, v, st in reissued
         ] + versions.status_cause(previous.status, status, None, now)
     _issue(
         con,
@@ -235,7 +243,7 @@ def _issue(
             "statement": statement_id,
             "version": version,
             "status": status,
-            "values_changed": len(changes) if previous else 0,
+            "values_changed": len(changes),
         }
     )
 

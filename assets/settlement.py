@@ -169,7 +169,9 @@ def _delivery(con, since: dt.datetime) -> dg.AssetCheckResult:
     check_specs=[SUFFICIENCY, DELIVERY],  # skipped when no event's baselines changed
     description="Per meter and event: baseline, actual and reduction (kWh), average kW, intervals expected "
     "and present, status. Its metadata has every event on its own: `event <id>` lists every enrolled meter "
-    "(status and why, numbers), `chart <id>` draws the aggregate baseline against actual, `chart details <id>` "
+    "(status and why, numbers), `baseline explanation <id>` says why each baseline is what it is (look-back "
+    "days used and excluded by reason, the adjustment window and its factor before and after the cap), "
+    "`chart <id>` draws the aggregate baseline against actual, `chart details <id>` "
     "adds the best, median and worst meter; `programs` has per-program "
     "totals and `meters_lacking_data` names the meters without full numbers and what would clear it.",
 )
@@ -195,6 +197,7 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         for event in summary:
             event_id = event["event"]
             per_event[f"event {event_id}"] = table(views.event_meters(con, event_id))
+            per_event[f"baseline explanation {event_id}"] = table(views.event_explanations(con, event_id))
             per_event[f"chart {event_id}"] = dg.MetadataValue.md(charts.inline_chart(con, event_id))
             per_event[f"chart details {event_id}"] = dg.MetadataValue.md(charts.event_report(con, event_id))
         programs, lacking = views.program_totals(con), views.lacking_data(con)

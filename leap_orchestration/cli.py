@@ -98,6 +98,54 @@ def status(tenant: str, name: str) -> None:
 
 
 @main.command()
+@click.option("--partner", required=True, help="The partner (SFTP) or participant (GCS) id.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (the columns of missing-intervals.csv).")
+def missing(partner: str, as_csv: bool) -> None:
+    """The readings PARTNER still owes: missing 15-minute intervals that change an event's numbers, as windows of
+    consecutive intervals per meter, with the events they affect and the submission deadline."""
+    from leap_orchestration.statements.missing import COLUMNS, owed_windows
+    from leap_orchestration.warehouse import Warehouse
+
+    try:
+        with Warehouse(settings.warehouse_path()).connect(read_only=True, wait_seconds=10) as con:
+            known = con.execute(
+                "SELECT count(*) FROM meter_ownership WHERE partner_id = ?", [partner]
+            ).fetchall()
+            if not known[0][0]:
+                raise UsageError(f"unknown partner {partner!r}: no meter in the configuration names it")
+            owed = owed_windows(con, dt.datetime.now(dt.UTC), partner).select(COLUMNS)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    if as_csv:
+        sys.stdout.write(owed.write_csv())
+        return
+    if owed.is_empty():
+        click.echo(f"{partner} owes no readings: every event's windows are complete.")
+        return
+    shown = (
+        "meter_id",
+        "window_start_local",
+        "window_start_utc",
+        "window_end_utc",
+        "intervals",
+        "windows",
+        "events",
+    )
+    widths = {c: max(len(c), *(len(str(v)) for v in owed[c].to_list())) for c in shown}
+    click.echo("  ".join(c.ljust(widths[c]) for c in shown) + "  submission_deadline_utc")
+    for row in owed.iter_rows(named=True):
+        late = "  (passed)" if row["overdue"] else ""
+        click.echo(
+            "  ".join(str(row[c]).ljust(widths[c]) for c in shown)
+            + f"  {row['submission_deadline_utc']}{late}"
+        )
+    total = int(owed["intervals"].sum())
+    click.echo(
+        f"{total} intervals in {owed.height} windows; upload them to interval-data/ as usual.", err=True
+    )
+
+
+@main.command()
 @click.option("--no-serve", is_flag=True, help="Only write the demo configuration and uploads.")
 @click.option("--ui-port", default=3000, show_default=True, help="The Dagster UI's port on 127.0.0.1.")
 @click.option("--sftp-port", default=2222, show_default=True, help="The SFTP server's port on 127.0.0.1.")

@@ -342,6 +342,16 @@ def test_settlement_assets_checks_and_metadata(leap_home):
     assert len(meters) == event["meters"] and event["start"] == "2025-08-20 16:00 PDT, 23:00 UTC"
     late = [m for m in meters if m["status"] == "INSUFFICIENT_DAYS"]
     assert len(late) == 1 and late[0]["reduction_kwh"] is None and late[0]["why"] == "too few eligible days"
+    # why each baseline is what it is: the late joiner has too few look-back days, the others their 10 days
+    explained = {
+        r.data["meter"]: r.data
+        for r in performance["baseline explanation caiso_dsgs-2025-08-20"].value.records
+    }
+    assert set(explained) == {m["meter"] for m in meters}
+    assert explained[late[0]["meter"]]["used"] == 0 and explained[late[0]["meter"]]["too_few"] > 0
+    ok = next(e for m, e in explained.items() if m != late[0]["meter"])
+    assert ok["used"] == 10 and ok["rule"] == "10 weekday days" and ok["window_slots"] == "12/12"
+    assert ok["adjustment"] == "multiplicative" and ok["raw"] is not None and 0.8 <= ok["applied"] <= 1.2
     # totals per program only (programs have different rules), rounded
     programs = {r.data["program"]: r.data for r in performance["programs"].value.records}
     assert len(programs) == 4 and all(p["events"] == 2 for p in programs.values())

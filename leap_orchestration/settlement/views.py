@@ -100,6 +100,82 @@ def event_meters(con: duckdb.DuckDBPyConnection, event_id: str) -> list[dict]:
     ]
 
 
+# the columns of an explanation table: look-back day outcomes, in the engine's order, in a few letters
+_OUTCOME_COLUMNS = {
+    "SELECTED": "used",
+    "NOT_SELECTED": "ranked_out",
+    "BEYOND_Y": "older",
+    "TOO_FEW_DAYS": "too_few",
+    "LOW_USAGE": "low_use",
+    "MISSING_SLOTS": "missing",
+    "EVENT_DAY": "event_day",
+    "HOLIDAY": "holiday",
+    "WRONG_DAY_TYPE": "other_type",
+    "OUTSIDE_LOOKBACK": "too_recent",
+}
+
+
+def event_explanations(con: duckdb.DuckDBPyConnection, event_id: str) -> list[dict]:
+    """Why each meter's baseline is what it is: the event day's type and rule (Y, selection), how many look-back
+    days had each outcome, the days used, and the adjustment window's sums and factor before and after the cap
+    (docs/baselines.md, "Explanations"; partners get the day-by-day list in explanation.csv)."""
+    counts = {
+        (meter, outcome): n
+        for meter, outcome, n in con.execute(
+            "SELECT meter_id, outcome, count(*) FROM baseline_days WHERE event_id = ? GROUP BY ALL",
+            [event_id],
+        ).fetchall()
+    }
+    rows = con.execute(
+        """SELECT x.meter_id, x.day_type, x.days_wanted, x.selection, x.days_kept, s.selected_days,
+                  x.adjustment_kind, x.adjustment_slots_present, x.adjustment_slots_expected,
+                  x.adjustment_window_actual_kwh, x.adjustment_window_baseline_kwh, x.adjustment_raw,
+                  x.adjustment_applied
+           FROM baseline_explanations x JOIN baseline_status s USING (event_id, meter_id)
+           WHERE x.event_id = ? ORDER BY x.meter_id""",
+        [event_id],
+    ).fetchall()
+    out = []
+    for (
+        meter,
+        day_type,
+        y,
+        selection,
+        x,
+        days,
+        kind,
+        present,
+        expected,
+        actual,
+        baseline,
+        raw,
+        applied,
+    ) in rows:
+        out.append(
+            {
+                "meter": meter,
+                "rule": _rule_text(day_type, y, selection, x, kind),
+                **{column: counts.get((meter, outcome), 0) for outcome, column in _OUTCOME_COLUMNS.items()},
+                "days_used": " ".join(d.strftime("%m-%d") for d in days or []),
+                "adjustment": kind,
+                "window_slots": f"{present}/{expected}" if expected else "",
+                "window_actual_kwh": _kwh(actual),
+                "window_baseline_kwh": _kwh(baseline),
+                "raw": None if raw is None else round(raw, 4),
+                "applied": None if applied is None else round(applied, 4),
+            }
+        )
+    return out
+
+
+def _rule_text(day_type: str | None, y: int | None, selection: str | None, x: int | None, kind: str) -> str:
+    if kind in ("same_day", "zero"):
+        return {"same_day": "event day's own window", "zero": "no baseline"}[kind]
+    if y is None:
+        return f"no rule for {day_type} days"
+    return f"{y} {day_type} days" + ("" if selection == "all" else f", {selection} {x or ''}".rstrip())
+
+
 def program_totals(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Per program: events, reduction kWh and the aggregate average kW over all its event hours."""
     rows = con.execute(

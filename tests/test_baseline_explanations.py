@@ -12,6 +12,7 @@ from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse.duck import run
 from tests.test_baseline_presets import (
     LA,
+    NY,
     POISON,
     RECENT,
     WED,
@@ -222,3 +223,28 @@ def test_an_adjustment_window_reaching_the_previous_day_owes_nothing_there(con):
         None,
     )
     assert LA.key == "America/Los_Angeles"
+
+
+def test_same_day_window_over_a_repeated_hour_is_averaged_per_slot(con):
+    # New York, Sun 2 Nov 2025 (25 hours), pjm_same_day_3p2, event 04:00-05:00 EST (09:00-10:00 UTC). Window
+    # [05:00, 08:00) UTC = 01:00-01:45 EDT (2.0), 01:00-01:45 EST (4.0), 02:00-02:45 EST (3.0); [11:00, 13:00) UTC =
+    # 06:00-07:45 EST (5.0). Per slot: 01:xx = mean(2, 4) = 3 -> (4*3 + 4*3 + 8*5) / 16 slots = 4.0
+    # (a mean over the 20 readings would give 3.8)
+    meter(con, zone=NY)
+    load(
+        con,
+        {D(2025, 11, 2): 1.0},
+        zone=NY,
+        slots={
+            D(2025, 11, 2): hours(1, 2, 2.0, fold=0)
+            | hours(1, 2, 4.0, fold=1)
+            | hours(2, 3, 3.0)
+            | hours(6, 8, 5.0)
+        },
+    )
+    result = compute_event(con, event(D(2025, 11, 2), 4, 5, "pjm_same_day_3p2", zone=NY))
+    assert result.status["status"][0] == "OK"
+    assert result.baselines["baseline_kwh"].to_list() == pytest.approx([4.0] * 4)
+    e = explanation(result)
+    assert (e["adjustment_slots_expected"], e["adjustment_slots_present"]) == (16, 16)
+    assert e["adjustment_applied"] == pytest.approx(4.0)

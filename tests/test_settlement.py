@@ -423,9 +423,10 @@ def _run(leap_home, instance, assets: set) -> tuple[set, set]:
     from test_dagster import resources
 
     from assets.settlement import SETTLEMENT_ASSETS, SETTLEMENT_CHECKS
+    from assets.statements import performance_statements
 
     result = dg.materialize(
-        [*SETTLEMENT_ASSETS, *SETTLEMENT_CHECKS],
+        [*SETTLEMENT_ASSETS, performance_statements, *SETTLEMENT_CHECKS],
         resources=resources(leap_home),
         instance=instance,
         selection=dg.AssetSelection.assets(*assets),
@@ -444,7 +445,7 @@ def test_settlement_runs_by_declarative_automation(leap_home):
     _demo_history_warehouse(leap_home)
     instance = dg.DagsterInstance.ephemeral()
     everything = {"baselines", "event_performance", "event_performance_hourly", "program_event_performance"}
-    everything |= {"season_performance"}
+    everything |= {"season_performance", "performance_statements"}
     checks = {"baselines_cover_events", "event_performance_sufficiency", "event_performance_delivery"}
     hour = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -459,9 +460,13 @@ def test_settlement_runs_by_declarative_automation(leap_home):
     assert assets == set()  # settled: nothing more
 
     assets, _, cursor = _tick(instance, hour + dt.timedelta(minutes=31), cursor)
-    assert "baselines" in assets  # the hourly look
-    # nothing changed: only baselines materializes (same data version), and every check still reports its state
-    assert _run(leap_home, instance, assets) == ({"baselines"}, checks)
+    assert {
+        "baselines",
+        "performance_statements",
+    } <= assets  # the hourly look (statements: a deadline may pass)
+    # nothing changed: only baselines and the statements' look materialize (same data version), and every check
+    # still reports its state
+    assert _run(leap_home, instance, assets) == ({"baselines", "performance_statements"}, checks)
     versions = [
         r.asset_materialization.tags["dagster/data_version"]
         for r in instance.fetch_materializations(dg.AssetKey("baselines"), limit=2).records

@@ -8,6 +8,8 @@ the freshness of the assets. The SFTP latency benchmark runs once against the sa
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import signal
@@ -192,6 +194,33 @@ def test_every_event_shows_its_chart_and_every_enrolled_meter(demo, page):
     text = _text(page)
     assert f"event {event}" in text
     assert all(meter in text for meter in meters), sorted(m for m in meters if m not in text)
+
+
+def test_the_demo_partner_finds_its_statements_and_the_data_it_owes(demo, page):
+    # over SFTP, right after the demo started: statements of its events, and its deliberate gap named
+    ftp = demo.sftp()
+    assert "performance" in ftp.listdir("/")
+    with ftp.open("performance/index.csv") as fh:
+        index = fh.read().decode()
+    assert "event/caiso_dsgs/caiso_dsgs-2025-08-20" in index and "season/caiso_dsgs/summer-2025" in index
+    with ftp.open("performance/missing-intervals.csv") as fh:
+        owed = list(csv.DictReader(io.StringIO(fh.read().decode())))
+    (gap,) = demo.warehouse(
+        """SELECT meter_id FROM event_performance WHERE event_id = 'caiso_dsgs-2025-08-20'
+           AND status = 'MISSING_ACTUALS'"""
+    )
+    assert [(r["meter_id"], r["events"], r["intervals"]) for r in owed] == [
+        (gap[0], "caiso_dsgs-2025-08-20", "2")
+    ]
+    # in the UI: the statements asset names the partners and the data owed; each event explains its baselines
+    page.goto(f"{demo.url}/assets/performance_statements")
+    page.get_by_text("data_owed").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    text = _text(page)
+    assert gap[0] in text and PARTNER in text, text[:3000]
+    page.goto(f"{demo.url}/assets/event_performance")
+    page.get_by_text("baseline explanation caiso_dsgs-2025-08-20").first.wait_for()
+    assert "days_used" in _text(page)
 
 
 def test_the_healthy_demo_looks_green_and_fresh(demo, page):

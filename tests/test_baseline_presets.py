@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from leap_orchestration.settlement.engine import EventSpec, compute_event
+from leap_orchestration.settlement.engine import DAY_OUTCOMES, EventSpec, compute_event
 from leap_orchestration.settlement.presets import preset_for
 from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse.duck import run
@@ -148,6 +148,19 @@ def status_of(result, meter_id=M):  # exactly one status row per enrolled meter
     return row
 
 
+def explain(result, meter_id, selected_days):
+    """Every vector's explanation: each look-back day once, with a known outcome, the SELECTED ones exactly the
+    days the baseline used, and a day is MISSING_SLOTS exactly when it lacks a slot."""
+    days = result.days.filter(pl.col("meter_id") == meter_id)
+    assert days["day"].n_unique() == days.height
+    assert set(days["outcome"]) <= set(DAY_OUTCOMES)
+    assert set(days.filter(pl.col("outcome") == "SELECTED")["day"]) == set(selected_days or [])
+    missing = days.filter(pl.col("outcome") == "MISSING_SLOTS")
+    assert (missing["slots_missing"] > 0).all()
+    (explained,) = result.explanations.filter(pl.col("meter_id") == meter_id).rows(named=True)
+    assert explained["adjustment_slots_present"] <= explained["adjustment_slots_expected"]
+
+
 def check(result, status, baseline=None, adjusted=None, days=None, adjustment=None, n=4, meter_id=M):
     rows, st = rows_of(result, meter_id), status_of(result, meter_id)
     assert st[0] == status and len(rows) == n
@@ -158,6 +171,7 @@ def check(result, status, baseline=None, adjusted=None, days=None, adjustment=No
         assert [r[1] for r in rows] == pytest.approx(each(adjusted))
     if days is not None:
         assert sorted(st[1]) == sorted(days)
+    explain(result, meter_id, st[1])
     if adjustment is not None:
         assert st[2] == pytest.approx(adjustment)
     return rows, st

@@ -8,8 +8,9 @@ per-meter, per-day and per-slot step is SQL over all enrolled meters at once:
   look-back, without holidays (unless that is the type) and the meter's event days, with every event and
   adjustment slot present → the Y most recent (low-usage days replaced by older ones) → selection (all /
   highest X / middle) → unadjusted baseline per slot → day-of adjustment from the event day's actuals.
-The steps hand each other temp tables inside one call; `compute_event` returns its results as data frames
-(`EventResult`): the baselines, one status per meter, why each look-back day was or wasn't used, the rule and
+The steps hand each other temp tables inside one call, which is why they stay in this one file (over 400
+lines: every table a step reads is created a few functions above it, never in another module). `compute_event`
+returns its results as data frames (`EventResult`): the baselines, one status per meter, why each look-back day was or wasn't used, the rule and
 adjustment each meter got, and the missing intervals that would change the result if uploaded.
 """
 
@@ -449,13 +450,13 @@ def _explain_meters(con, kind: str, cap: float | None, rule: str | None = None, 
     """_explained: per meter, the event day and its type, the rule applied (Y, selection, X, look-back), and the
     adjustment window on the event day (slots expected and present, actual and baseline kWh, ratio or delta before
     and after the cap)."""
-    rule = (
-        rule
-        or "SELECT meter_id, NULL::VARCHAR AS day_type, NULL::INTEGER AS days_wanted, NULL::VARCHAR AS selection, NULL::INTEGER AS days_kept, NULL::INTEGER AS lookback_days FROM _meters"
+    rule = rule or (
+        "SELECT meter_id, NULL::VARCHAR AS day_type, NULL::INTEGER AS days_wanted, NULL::VARCHAR AS selection, "
+        "NULL::INTEGER AS days_kept, NULL::INTEGER AS lookback_days FROM _meters"
     )
-    adjusted = (
-        adjusted
-        or "SELECT meter_id, NULL::DOUBLE AS adjustment_window_baseline_kwh, NULL::DOUBLE AS adjustment_raw, NULL::DOUBLE AS adjustment_applied FROM _meters"
+    adjusted = adjusted or (
+        "SELECT meter_id, NULL::DOUBLE AS adjustment_window_baseline_kwh, NULL::DOUBLE AS adjustment_raw, "
+        "NULL::DOUBLE AS adjustment_applied FROM _meters"
     )
     run(
         con,

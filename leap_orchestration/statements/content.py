@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
+from leap_orchestration.config.models import DEFAULT_DATA_DEADLINE
 from leap_orchestration.settlement.engine import DAY_OUTCOMES
 from leap_orchestration.settlement.views import STATUS_REASONS
 from leap_orchestration.warehouse.duck import frame
@@ -163,8 +164,8 @@ def _events(con, event_ids: list[str]) -> dict[str, dict]:
 
 
 def _as_timedelta(value) -> dt.timedelta:
-    # DuckDB returns INTERVAL as timedelta; a month-based one is refused by the loader, so days suffice
-    return value if isinstance(value, dt.timedelta) else dt.timedelta(days=60)
+    # DuckDB returns INTERVAL as timedelta (the loader allows whole days only); NULL: a warehouse older than it
+    return value if isinstance(value, dt.timedelta) else DEFAULT_DATA_DEADLINE
 
 
 def _meter_rows(own: pl.DataFrame, status: pl.DataFrame, days: pl.DataFrame, event_id: str) -> pl.DataFrame:

@@ -84,165 +84,148 @@ def issue_statements(
     return report
 
 
-def _event_lines(statement: EventStatement) -> versions.Lines:
-    meter_fields = (
-        "status",
-        "baseline_kwh",
-        "adjusted_baseline_kwh",
-        "actual_kwh",
-        "reduction_kwh",
-        "avg_reduction_kw",
-        "intervals_expected",
-        "intervals_present",
-    )
-    lines = {r["meter_id"]: {f: r[f] for f in meter_fields} for r in statement.meters.iter_rows(named=True)}
+@dataclass(frozen=True)
+class Draft:
+    """A statement as built now: issued as the next version if its digest differs from the latest one's."""
+
+    partner_id: str
+    statement_id: str
+    subject: tuple[str, str, str]  # kind (event | season), program, event or season
+    status: str
+    summary: dict
+    tables: dict[str, pl.DataFrame]  # <name>.csv of the version
+    lines: versions.Lines  # what the next version's diff compares
+
+    @property
+    def digest(self) -> str:
+        return versions.digest_of(
+            self.status, self.summary, *(frame_csv(t).decode() for t in self.tables.values())
+        )
+
+
+_METER_FIELDS = (
+    "status",
+    "baseline_kwh",
+    "adjusted_baseline_kwh",
+    "actual_kwh",
+    "reduction_kwh",
+    "avg_reduction_kw",
+    "intervals_expected",
+    "intervals_present",
+)
+_INTERVAL_FIELDS = ("baseline_kwh", "adjusted_baseline_kwh", "actual_kwh", "reduction_kwh", "final")
+_SEASON_FIELDS = ("events", "events_with_numbers", "event_hours", "reduction_kwh", "avg_reduction_kw")
+
+
+def _event_draft(statement: EventStatement, now: dt.datetime) -> Draft:
+    lines = {r["meter_id"]: {f: r[f] for f in _METER_FIELDS} for r in statement.meters.iter_rows(named=True)}
     for r in statement.intervals.iter_rows(named=True):
-        lines[f"{r['meter_id']}@{r['interval_start_utc']}"] = {
-            f: r[f] for f in ("baseline_kwh", "adjusted_baseline_kwh", "actual_kwh", "reduction_kwh", "final")
-        }
-    return lines
-
-
-def _issue_event(con, destinations, statement: EventStatement, latest, ranges, now, run_id, report) -> None:
-    status = statement.status(now)
-    tables = {
-        "meters": statement.meters,
-        "intervals": statement.intervals,
-        "explanation": statement.explanation,
-    }
-    digest = versions.digest_of(status, statement.summary, *(frame_csv(t).decode() for t in tables.values()))
-    previous = latest.get((statement.partner_id, statement.statement_id))
-    if previous is not None and previous.digest == digest:
-        report.unchanged += 1
-        return
-    lines = _event_lines(statement)
-    if previous is None:
-        causes, changes = [{"kind": "first_statement"}], []
-    else:
-        changes = versions.diff(
-            versions.stored_lines(con, statement.partner_id, statement.statement_id), lines
-        )
-        changed = sorted({c["line"].partition("@")[0] for c in changes})  # only uploads for these are causes
-        causes = (
-            versions.upload_causes(
-                con, statement.partner_id, changed, ranges[statement.event_id], previous.issued_at
-            )
-            + versions.configuration_causes(con, previous.issued_at)
-            + versions.status_cause(previous.status, status, statement.deadline_utc, now)
-        )
-    _issue(
-        con,
-        destinations,
+        lines[f"{r['meter_id']}@{r['interval_start_utc']}"] = {f: r[f] for f in _INTERVAL_FIELDS}
+    return Draft(
         statement.partner_id,
         statement.statement_id,
         ("event", statement.program_id, statement.event_id),
-        status,
-        digest,
+        statement.status(now),
         statement.summary,
-        tables,
-        causes,
-        changes,
+        {"meters": statement.meters, "intervals": statement.intervals, "explanation": statement.explanation},
         lines,
-        previous,
-        now,
-        run_id,
-        report,
     )
 
 
+def _season_draft(season: SeasonStatement, now: dt.datetime) -> Draft:
+    lines = {r["meter_id"]: {f: r[f] for f in _SEASON_FIELDS} for r in season.meters.iter_rows(named=True)}
+    return Draft(
+        season.partner_id,
+        season.statement_id,
+        ("season", season.program_id, season.season_id),
+        season.status(now),
+        season.summary,
+        {"meters": season.meters},
+        lines,
+    )
+
+
+def _issue_event(con, destinations, statement: EventStatement, latest, ranges, now, run_id, report) -> None:
+    draft = _event_draft(statement, now)
+
+    def causes(previous: versions.Latest, changes: list[dict]) -> list[dict]:
+        changed = sorted({c["line"].partition("@")[0] for c in changes})  # only uploads for these are causes
+        return (
+            versions.upload_causes(
+                con, draft.partner_id, changed, ranges[statement.event_id], previous.issued_at
+            )
+            + versions.configuration_causes(con, previous.issued_at)
+            + versions.status_cause(previous.status, draft.status, statement.deadline_utc, now)
+        )
+
+    _issue_if_changed(con, destinations, draft, latest, causes, now, run_id, report)
+
+
 def _issue_season(con, destinations, season: SeasonStatement, latest, now, run_id, report) -> None:
-    status = season.status(now)
-    digest = versions.digest_of(status, season.summary, frame_csv(season.meters).decode())
-    previous = latest.get((season.partner_id, season.statement_id))
-    if previous is not None and previous.digest == digest:
-        report.unchanged += 1
-        return
-    fields = ("events", "events_with_numbers", "event_hours", "reduction_kwh", "avg_reduction_kw")
-    lines = {r["meter_id"]: {f: r[f] for f in fields} for r in season.meters.iter_rows(named=True)}
-    if previous is None:
-        causes, changes = [{"kind": "first_statement"}], []
-    else:
-        changes = versions.diff(versions.stored_lines(con, season.partner_id, season.statement_id), lines)
+    draft = _season_draft(season, now)
+
+    def causes(previous: versions.Latest, changes: list[dict]) -> list[dict]:
         events = [e["event"] for e in season.summary["events"]]
         reissued = con.execute(
             """SELECT subject_id, version, status FROM statement_versions WHERE partner_id = ? AND kind = 'event'
                AND list_contains(?, subject_id) AND issued_at > ? ORDER BY subject_id, version""",
-            [season.partner_id, events, previous.issued_at],
+            [draft.partner_id, events, previous.issued_at],
         ).fetchall()
-        causes = [
+        return [
             {"kind": "event_statement", "event": e, "version": v, "status": st} for e, v, st in reissued
-        ] + versions.status_cause(previous.status, status, None, now)
-    _issue(
-        con,
-        destinations,
-        season.partner_id,
-        season.statement_id,
-        ("season", season.program_id, season.season_id),
-        status,
-        digest,
-        season.summary,
-        {"meters": season.meters},
-        causes,
-        changes,
-        lines,
-        previous,
-        now,
-        run_id,
-        report,
-    )
+        ] + versions.status_cause(previous.status, draft.status, None, now)
+
+    _issue_if_changed(con, destinations, draft, latest, causes, now, run_id, report)
 
 
-def _issue(
-    con,
-    destinations: Destinations,
-    partner_id: str,
-    statement_id: str,
-    subject: tuple[str, str, str],
-    status: str,
-    digest: str,
-    summary: dict,
-    tables: dict[str, pl.DataFrame],
-    causes: list[dict],
-    changes: list[dict],
-    lines: versions.Lines,
-    previous: versions.Latest | None,
-    now: dt.datetime,
-    run_id: str | None,
-    report: IssueReport,
-) -> None:
+def _issue_if_changed(
+    con, destinations: Destinations, draft: Draft, latest, causes_since, now, run_id, report
+):
+    """Write and record `draft` as the next version, with its changes and causes, unless its content is the
+    latest version's."""
+    digest = draft.digest
+    previous = latest.get((draft.partner_id, draft.statement_id))
+    if previous is not None and previous.digest == digest:
+        report.unchanged += 1
+        return
+    if previous is None:
+        changes, causes = [], [{"kind": "first_statement"}]
+    else:
+        changes = versions.diff(versions.stored_lines(con, draft.partner_id, draft.statement_id), draft.lines)
+        causes = causes_since(previous, changes)
     version = previous.version + 1 if previous else 1
     files = version_files(
-        statement_id,
+        draft.statement_id,
         version,
-        status,
+        draft.status,
         now,
-        summary,
-        tables,
+        draft.summary,
+        draft.tables,
         causes,
         changes,
         (previous.version, previous.status) if previous else None,
     )
-    destinations.write(partner_id, files)
+    destinations.write(draft.partner_id, files)
     versions.record(
         con,
-        partner_id,
-        statement_id,
-        *subject,
+        draft.partner_id,
+        draft.statement_id,
+        *draft.subject,
         version,
-        status,
+        draft.status,
         digest,
         now,
         run_id,
         causes,
         len(changes),
-        lines,
+        draft.lines,
     )
     report.issued.append(
         {
-            "partner": partner_id,
-            "statement": statement_id,
+            "partner": draft.partner_id,
+            "statement": draft.statement_id,
             "version": version,
-            "status": status,
+            "status": draft.status,
             "values_changed": len(changes),
         }
     )

@@ -8,7 +8,10 @@ per-meter scale and noise, a weekend and the 4 July holiday inside the look-back
 the same connection, alternates:
 - reference: `SELECT meter_id, count(*), avg(energy_net_kwh) ... GROUP BY meter_id` over exactly the rows the
   event's baselines may read (the engine's `reading_range`);
-- engine: `compute_event` for the event over every enrolled meter (all temp tables, statuses included).
+- engine: `compute_event` for the event over every enrolled meter (its result frames: baselines, statuses,
+  explanations and missing intervals).
+Then the whole settlement path once, and the partners' statements of the event (ten SFTP partners owning the
+meters, files written to a local landing store): first issue, and an hourly look with nothing new.
 Prints the median of each and their ratio (the target is ≤ 3×). The engine's result is sanity-checked (every
 meter OK, baseline close to the synthetic load) so a fast wrong answer cannot pass.
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from leap_orchestration.config.models import Properties, SftpPartner  # noqa: E402
 from leap_orchestration.settlement.engine import EventSpec, compute_event, reading_range  # noqa: E402
 from leap_orchestration.settlement.performance import (  # noqa: E402
     rebuild_event_performance,
@@ -38,6 +42,9 @@ from leap_orchestration.settlement.performance import (  # noqa: E402
 )
 from leap_orchestration.settlement.presets import preset_for  # noqa: E402
 from leap_orchestration.settlement.settle import settle  # noqa: E402
+from leap_orchestration.statements.deliver import Destinations  # noqa: E402
+from leap_orchestration.statements.issue import issue_statements  # noqa: E402
+from leap_orchestration.stores.local import LocalLandingStore  # noqa: E402
 from leap_orchestration.warehouse import Warehouse  # noqa: E402
 from leap_orchestration.warehouse.duck import run  # noqa: E402
 
@@ -138,15 +145,14 @@ def measure(folder: Path, args: argparse.Namespace) -> None:
                 [lo, hi],
             ).fetchall()
 
-        ref, eng = [], []
+        ref, eng, results = [], [], []
         for _ in range(args.repeat):
             ref.append(timed(reference))
-            eng.append(timed(lambda: compute_event(con, event)))
-        statuses = dict(con.execute("SELECT status, count(*) FROM _event_status GROUP BY ALL").fetchall())
-        rows_out, mean_ratio = (
-            con.execute("""SELECT count(*), avg(adjusted_baseline_kwh / nullif(actual_kwh, 0))
-                                              FROM _event_baselines""").fetchall()[0]
-        )
+            eng.append(timed(lambda: results.append(compute_event(con, event))))
+        result = results[-1]
+        statuses = dict(result.status.group_by("status").len().rows())
+        rows_out = result.baselines.height
+        mean_ratio = (result.baselines["adjusted_baseline_kwh"] / result.baselines["actual_kwh"]).mean()
         # the whole settlement path: digest, engine, storing in one transaction, then performance and roll-ups
         now = dt.datetime.now(dt.UTC)
         settle_s = timed(lambda: settle(con, now, force=True))
@@ -160,6 +166,25 @@ def measure(folder: Path, args: argparse.Namespace) -> None:
                 rebuild_seasons(con),
             )
         )
+        # partner statements: ten partners own the meters; a first issue writes every file, a second has nothing new
+        for table in (
+            "meter_ownership",
+            "statement_versions",
+            "statement_lines",
+            "statement_builds",
+            "partner_reports",
+        ):
+            run(con, f"DELETE FROM {table}")  # a kept warehouse: statements issued from scratch again
+        run(
+            con,
+            """INSERT INTO meter_ownership SELECT meter_id, 'partner-' || (hash(meter_id) % 10), '2025-01-01', NULL
+               FROM meters""",
+        )
+        partners = tuple(SftpPartner(f"partner-{i}", f"P{i}") for i in range(10))
+        destinations = Destinations(LocalLandingStore(folder / "landing"), None, Properties(partners, ()))
+        issue_s = timed(lambda: issue_statements(con, destinations, now))
+        issue_idle_s = timed(lambda: issue_statements(con, destinations, now))
+        versions = con.execute("SELECT count(*) FROM statement_versions").fetchall()[0][0]
     assert statuses == {"OK": args.meters}, statuses
     assert rows_out == args.meters * 12 and 0.8 < mean_ratio < 1.2, (rows_out, mean_ratio)
     r, e = statistics.median(ref), statistics.median(eng)
@@ -171,6 +196,10 @@ def measure(folder: Path, args: argparse.Namespace) -> None:
     print(
         f"settle (digest + engine + store): {settle_s:.3f} s; again with nothing new: {idle_s:.3f} s; "
         f"event performance and roll-ups: {rollup_s:.3f} s"
+    )
+    print(
+        f"statements for 10 partners ({versions} versions: event and season): {issue_s:.3f} s; "
+        f"again with nothing new: {issue_idle_s:.3f} s"
     )
 
 

@@ -245,7 +245,7 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> EventResu
         _same_day_or_zero(con, preset)
     else:
         _day_matching(con, preset, readings, {"lo": from_ts, "hi": to_ts})
-    _find_missing(con, value)
+    _find_missing(con, value, {"lo": from_ts, "hi": to_ts})
     return EventResult(
         *(
             con.sql(f"SELECT * FROM {table}").pl()
@@ -254,24 +254,34 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> EventResu
     )
 
 
-def _find_missing(con, value: str) -> None:
+def _find_missing(con, value: str, reading_range: dict) -> None:
     """The meters' missing intervals that matter: the event window, the adjustment windows on the event day
     (a slot on the day before is never read: uploading it changes nothing), and every slot of the event and
-    adjustment windows on incomplete look-back days among the Y most recent of the right type (`_lookback_due`)."""
-    has_reading = f"""EXISTS (SELECT 1 FROM interval_readings r WHERE r.meter_id = m.meter_id
-                             AND r.interval_start_utc = {{ts}} AND r.{value} IS NOT NULL)"""
+    adjustment windows on incomplete look-back days among the Y most recent of the right type (`_lookback_due`).
+    The candidates are few; they are looked up among the readings at their instants only (a one-column filter,
+    as the engine's passes do), never by a scan of every reading."""
+    run(
+        con,
+        """CREATE OR REPLACE TEMP TABLE _owed_candidates AS
+        SELECT m.meter_id, s.ts, 'adjustment' AS window_kind FROM _meters m
+        JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'adjust'
+        WHERE (s.ts AT TIME ZONE m.timezone)::DATE = m.event_day
+        UNION ALL
+        SELECT m.meter_id, c.ts, 'lookback' FROM _lookback_due d JOIN _meters m USING (meter_id)
+        JOIN _calendar c ON c.zone = m.zone AND c.day = d.day""",
+    )
     run(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _missing AS
         SELECT meter_id, ts AS interval_start_utc, 'event' AS window_kind FROM _actuals WHERE value IS NULL
         UNION ALL
-        SELECT m.meter_id, s.ts, 'adjustment' FROM _meters m
-        JOIN _zone_slots s ON s.timezone = m.timezone AND s.role = 'adjust'
-        WHERE (s.ts AT TIME ZONE m.timezone)::DATE = m.event_day AND NOT {has_reading.format(ts="s.ts")}
-        UNION ALL
-        SELECT m.meter_id, c.ts, 'lookback' FROM _lookback_due d JOIN _meters m USING (meter_id)
-        JOIN _calendar c ON c.zone = m.zone AND c.day = d.day
-        WHERE NOT {has_reading.format(ts="c.ts")}""",
+        SELECT c.meter_id, c.ts, c.window_kind FROM _owed_candidates c
+        LEFT JOIN (SELECT meter_id, interval_start_utc FROM interval_readings
+                   WHERE interval_start_utc >= $lo AND interval_start_utc < $hi AND {value} IS NOT NULL
+                     AND interval_start_utc IN (SELECT DISTINCT ts FROM _owed_candidates)) r
+          ON r.meter_id = c.meter_id AND r.interval_start_utc = c.ts
+        WHERE r.meter_id IS NULL""",
+        reading_range,
     )
 
 

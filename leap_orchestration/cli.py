@@ -103,6 +103,8 @@ def status(tenant: str, name: str) -> None:
 def missing(partner: str, as_csv: bool) -> None:
     """The readings PARTNER still owes: missing 15-minute intervals that change an event's numbers, as windows of
     consecutive intervals per meter, with the events they affect and the submission deadline."""
+    import duckdb
+
     from leap_orchestration.statements.missing import COLUMNS, owed_windows
     from leap_orchestration.warehouse import Warehouse
 
@@ -116,6 +118,10 @@ def missing(partner: str, as_csv: bool) -> None:
             owed = owed_windows(con, dt.datetime.now(dt.UTC), partner).select(COLUMNS)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
+    except duckdb.IOException as exc:  # a run held the warehouse's lock for longer than the wait
+        raise click.ClickException(
+            f"the warehouse is busy ({exc}); try again when the run has finished"
+        ) from None
     if as_csv:
         sys.stdout.write(owed.write_csv())
         return

@@ -4,7 +4,10 @@ no other partner's files), and in a participant's bucket through the GCS proxy t
 import csv
 import io
 import json
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -80,6 +83,15 @@ def test_demo_partners_find_statements_and_the_demo_gap(leap_home):
     assert {r["partner"] for r in issued} == {"sunrise-energy", "voltstream", "gridflex", "participant_1"}
     owed_rows = [r.data for r in statements["data_owed"].value.records]
     assert [(r["partner_id"], r["meter_id"]) for r in owed_rows] == [(DEMO_PARTNER, gap_meter)]
+    # the same list from the CLI, as a table and as CSV; an unknown partner is a usage error
+    cli = [str(Path(sys.executable).parent / "leap-orchestration"), "missing", "--partner"]
+    table = subprocess.run([*cli, DEMO_PARTNER], capture_output=True, text=True, check=True).stdout
+    assert gap_meter in table and GAP_EVENT in table and "(passed)" in table
+    as_csv = subprocess.run([*cli, DEMO_PARTNER, "--csv"], capture_output=True, text=True, check=True).stdout
+    assert csv_rows(as_csv.encode()) == [owed]
+    assert "owes no readings" in subprocess.run([*cli, "voltstream"], capture_output=True, text=True).stdout
+    unknown = subprocess.run([*cli, "nobody"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown partner 'nobody'" in unknown.stderr
     # nothing changed: a second run issues nothing and rewrites no file
     before = {p: p.stat().st_mtime_ns for p in tree.rglob("*") if p.is_file()}
     again = dg.materialize(assets, resources=resources(leap_home), instance=instance)

@@ -313,3 +313,146 @@ def test_missing_report_before_and_after_the_data_arrives(world):
     report = cycle(con, dest, LATER)
     assert set(report.reports_written) == {"A", "B"}
     assert rows(store, "A", "missing-intervals.csv") == [] == rows(store, "B", "missing-intervals.csv")
+
+
+# ---- found in review: each of these failed before its fix ----
+
+
+def test_float_noise_never_issues_a_version(tmp_path):
+    """Loads like 0.1 and 0.3 are not exact in binary: sums in another order land on either side of zero.
+    Recomputing four times with the same inputs issues nothing after V1."""
+    with Warehouse(tmp_path / "w.duckdb").connect() as con:
+        run(con, "INSERT INTO config_loads VALUES ('fp-1', ?, 0, 0, 0)", [LOADED])
+        add_program(con, "p")
+        add_event(con, "e1", "p", local(EVENT_DAY, 16), local(EVENT_DAY, 17))
+        meters = [f"m-{i}" for i in range(40)]
+        for i, m in enumerate(meters):
+            add_meter(con, m, "p")
+            k = 0.1 * (1 + i % 7)
+            load(con, m, dt.date(2025, 7, 1), EVENT_DAY, lambda day, lt, k=k: k * (3 if lt.hour == 16 else 1))
+            run(con, "INSERT INTO meter_ownership VALUES (?, ?, '2025-01-01', NULL)", [m, "AB"[i % 2]])
+        run(con, "UPDATE interval_readings SET loaded_at = ?", [LOADED])
+        store = LocalLandingStore(tmp_path / "landing")
+        props = Properties(sftp_partners=(SftpPartner("A", "A"), SftpPartner("B", "B")), participants=())
+        dest = Destinations(store, None, props)
+        assert len(cycle(con, dest, SETTLED).issued) == 4  # V1 of A's and B's event and season statements
+        for hour in range(1, 5):
+            assert cycle(con, dest, SETTLED + dt.timedelta(hours=hour)).issued == []
+        assert "-0.0" not in read(store, "A", f"{EVENT}/V1/meters.csv")
+
+
+def test_a_partner_that_no_longer_owns_anything_gets_a_withdrawn_version(world):
+    con, store, dest = world
+    cycle(con, dest, SETTLED)
+    # ownership corrected: both meters were B's all along
+    run(con, "DELETE FROM meter_ownership")
+    run(
+        con,
+        "INSERT INTO meter_ownership VALUES ('m-1', 'B', '2025-01-01', NULL), ('m-2', 'B', '2025-01-01', NULL)",
+    )
+    report = cycle(con, dest, LATER)
+    issued = {(i["partner"], i["statement"]): (i["version"], i["status"]) for i in report.issued}
+    assert issued[("A", "event/p/e1")] == (2, "WITHDRAWN") and issued[("A", "season/p/2025")] == (
+        2,
+        "WITHDRAWN",
+    )
+    assert issued[("B", "event/p/e1")][0] == 2
+    summary = json.loads(read(store, "A", f"{EVENT}/V2/summary.json"))
+    assert (
+        summary["status"] == "WITHDRAWN" and summary["meters"] == 0 and "no longer apply" in summary["note"]
+    )
+    assert {r["status"] for r in rows(store, "A", "index.csv")} == {"WITHDRAWN"}
+    b = {r["meter_id"]: r for r in rows(store, "B", f"{EVENT}/V2/meters.csv")}
+    assert set(b) == {"m-1", "m-2"} and b["m-2"]["intervals_expected"] == "4"
+    assert cycle(con, dest, LATER + dt.timedelta(hours=1)).issued == []  # withdrawn once
+
+
+def test_a_former_owner_is_told_of_its_look_back_gap_until_the_event_is_final(world):
+    con, store, dest = world
+    # m-1 was C's until 16 Aug, then A's; C's reading of Thu 14 Aug 16:00 (a look-back day of the event) is missing
+    run(con, "DELETE FROM meter_ownership WHERE meter_id = 'm-1'")
+    run(
+        con,
+        "INSERT INTO meter_ownership VALUES ('m-1', 'C', '2025-01-01', '2025-08-16'), ('m-1', 'A', '2025-08-16', NULL)",
+    )
+    gap = local(dt.date(2025, 8, 14), 16)
+    run(con, "DELETE FROM interval_readings WHERE meter_id = 'm-1' AND interval_start_utc = ?", [gap])
+    dest.properties = Properties(
+        sftp_partners=(SftpPartner("A", "A"), SftpPartner("B", "B"), SftpPartner("C", "C")), participants=()
+    )
+    cycle(con, dest, SETTLED)
+    (owed,) = rows(store, "C", "missing-intervals.csv")
+    assert (owed["meter_id"], owed["windows"], owed["events"]) == ("m-1", "lookback", "e1")
+    assert owed["window_start_utc"] == "2025-08-14T23:00:00Z"
+    assert rows(store, "A", "missing-intervals.csv") == []  # A can't upload C's days
+    assert not store.exists("C/performance/index.csv")  # C has no meter in the event: no statement
+    # once every statement of the event is FINAL its baselines no longer change: nothing is owed any more
+    cycle(con, dest, local(EVENT_DAY, 17) + dt.timedelta(days=60))
+    assert rows(store, "C", "missing-intervals.csv") == []
+
+
+@pytest.mark.parametrize("second_half, shares", [(0.75, (0.0, 0.0)), (0.25, (-1.0, 1.5))])
+def test_event_clip_is_the_meters_and_shares_add_up_to_settlement(world, second_half, shares):
+    con, store, dest = world
+    run(con, "UPDATE programs SET clip = 'event'")
+    # m-2: A's half (16:00, 16:15) at 1.5 (reduction -0.5 each), B's half at `second_half`
+    for minute, v in ((0, 1.5), (15, 1.5), (30, second_half), (45, second_half)):
+        run(
+            con,
+            "UPDATE interval_readings SET energy_net_kwh = ? WHERE meter_id = 'm-2' AND interval_start_utc = ?",
+            [v, local(EVENT_DAY, 16, minute)],
+        )
+    cycle(con, dest, SETTLED)
+    a = {r["meter_id"]: r for r in rows(store, "A", f"{EVENT}/V1/meters.csv")}
+    (b,) = rows(store, "B", f"{EVENT}/V1/meters.csv")
+    # meter total -1.0 + 0.5 = -0.5 -> clipped to 0 for both; -1.0 + 1.5 = 0.5 -> each its own sum
+    assert (float(a["m-2"]["reduction_kwh"]), float(b["reduction_kwh"])) == shares
+    from leap_orchestration.settlement.performance import rebuild_event_performance
+
+    rebuild_event_performance(con, SETTLED)
+    (settled,) = con.execute("SELECT reduction_kwh FROM event_performance WHERE meter_id = 'm-2'").fetchone()
+    assert sum(shares) == pytest.approx(settled)
+
+
+def test_each_share_has_its_own_status(world):
+    con, store, dest = world
+    # A's 16:15 of m-2 is missing: A's share is MISSING_ACTUALS, B's share (16:30, 16:45) is complete
+    run(
+        con,
+        "DELETE FROM interval_readings WHERE meter_id = 'm-2' AND interval_start_utc = ?",
+        [local(EVENT_DAY, 16, 15)],
+    )
+    cycle(con, dest, SETTLED)
+    a = {r["meter_id"]: r for r in rows(store, "A", f"{EVENT}/V1/meters.csv")}
+    (b,) = rows(store, "B", f"{EVENT}/V1/meters.csv")
+    assert a["m-2"]["status"] == "MISSING_ACTUALS" and "1 of 2 event intervals missing" in a["m-2"]["reason"]
+    assert (b["status"], b["reason"]) == ("OK", "")
+
+
+def test_a_deadline_change_issues_a_version_with_the_new_deadline(world):
+    con, store, dest = world
+    cycle(con, dest, SETTLED)
+    run(con, "UPDATE programs SET data_deadline = INTERVAL 90 DAY")
+    run(con, "INSERT INTO config_loads VALUES ('fp-2', ?, 0, 0, 0)", [LATER])
+    report = cycle(con, dest, LATER)
+    assert ("A", "event/p/e1", 2) in {(i["partner"], i["statement"], i["version"]) for i in report.issued}
+    summary = json.loads(read(store, "A", f"{EVENT}/V2/summary.json"))
+    assert summary["data_deadline_utc"] == "2025-11-19T00:00:00Z"
+    assert summary["changes"]["causes"] == [
+        {"kind": "configuration_change", "fingerprint": "fp-2", "loaded_at": "2025-08-22T01:00:00Z"}
+    ]
+
+
+def test_a_partner_without_a_channel_gets_its_statements_once_it_has_one(world):
+    con, store, dest = world
+    dest.properties = Properties(
+        sftp_partners=(SftpPartner("A", "A"),), participants=()
+    )  # B has no login yet
+    report = cycle(con, dest, SETTLED)
+    assert report.undeliverable == {"B"} and {i["partner"] for i in report.issued} == {"A"}
+    dest.properties = Properties(
+        sftp_partners=(SftpPartner("A", "A"), SftpPartner("B", "B")), participants=()
+    )
+    report = issue_statements(con, dest, SETTLED + dt.timedelta(hours=1))
+    assert {(i["partner"], i["version"]) for i in report.issued} == {("B", 1)}
+    assert json.loads(read(store, "B", f"{EVENT}/latest.json"))["version"] == 1

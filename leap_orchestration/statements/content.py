@@ -76,7 +76,13 @@ class EventStatement:
 
 
 def _round(column: str) -> pl.Expr:
-    return pl.col(column).round(DECIMALS)
+    return no_negative_zero(pl.col(column).round(DECIMALS)).alias(column)
+
+
+def no_negative_zero(value: pl.Expr) -> pl.Expr:
+    """-0.0 as 0.0: sums of the same values in another order land on either side of zero, and "-0.0" in a file
+    would issue a version that changes nothing. (polars folds `x + 0.0` away, so it is said explicitly.)"""
+    return pl.when(value == 0).then(pl.lit(0.0)).otherwise(value)
 
 
 def _signed_reduction() -> pl.Expr:
@@ -108,6 +114,9 @@ def event_statements(
         )
         .then(_signed_reduction())
         .otherwise(None),
+    ).with_columns(
+        # the meter's event total over every owner's intervals: where the program clips per event, it decides
+        meter_reduction_kwh=pl.col("reduction_kwh").sum().over("event_id", "meter_id")
     )
     events = _events(con, event_ids)
     status = frame(
@@ -170,7 +179,11 @@ def _as_timedelta(value) -> dt.timedelta:
 
 def _meter_rows(own: pl.DataFrame, status: pl.DataFrame, days: pl.DataFrame, event_id: str) -> pl.DataFrame:
     """Per meter: its numbers over the partner's intervals, its status and why, and its baseline's rule and
-    adjustment (the same for every partner of a meter: a baseline is the meter's, not a share)."""
+    adjustment (the same for every partner of a meter: a baseline is the meter's, not a share).
+
+    Where the program clips per event, the clip is the meter's (as settlement's): a meter whose event total is
+    not positive gives every owner zero, otherwise each owner its own sum, so the shares add up to settlement's
+    number. The status is the share's: MISSING_ACTUALS and PROVISIONAL are judged on the partner's intervals."""
     clip_event = own["clip"][0] == "event"
     numbered = pl.col("adjusted_baseline_kwh").is_not_null() & pl.col("actual_kwh").is_not_null()
     sums = own.group_by("meter_id").agg(
@@ -179,14 +192,21 @@ def _meter_rows(own: pl.DataFrame, status: pl.DataFrame, days: pl.DataFrame, eve
         adjusted_baseline_kwh=pl.col("adjusted_baseline_kwh").filter(numbered).sum(),
         actual_kwh=pl.col("actual_kwh").sum(),
         reduction_kwh=pl.col("reduction_kwh").sum(),
+        meter_reduction_kwh=pl.col("meter_reduction_kwh").first(),
+        share_final=pl.col("final").all(),
         intervals_expected=pl.len().cast(pl.Int64),
         intervals_present=pl.col("actual_kwh").is_not_null().sum().cast(pl.Int64),
     )
     with_numbers = pl.col("has_baseline") & (pl.col("intervals_present") > 0)
-    reduction = pl.col("reduction_kwh").clip(lower_bound=0) if clip_event else pl.col("reduction_kwh")
+    reduction = (
+        pl.when(pl.col("meter_reduction_kwh") > 0).then(pl.col("reduction_kwh")).otherwise(0.0)
+        if clip_event
+        else pl.col("reduction_kwh")
+    )
     sums = sums.with_columns(
         baseline_kwh=pl.when(with_numbers).then(pl.col("baseline_kwh")),
         adjusted_baseline_kwh=pl.when(with_numbers).then(pl.col("adjusted_baseline_kwh")),
+        actual_kwh=pl.when(pl.col("intervals_present") > 0).then(pl.col("actual_kwh")),
         reduction_kwh=pl.when(with_numbers).then(reduction),
     ).with_columns(
         avg_reduction_kw=pl.when(with_numbers).then(
@@ -194,6 +214,16 @@ def _meter_rows(own: pl.DataFrame, status: pl.DataFrame, days: pl.DataFrame, eve
         ),
     )
     joined = sums.join(status.drop("event_id"), on="meter_id", how="left").sort("meter_id")
+    meter_level = pl.col("status").is_in(["INSUFFICIENT_DAYS", "NO_ADJUSTMENT_DATA"])
+    joined = joined.with_columns(
+        status=pl.when(meter_level)
+        .then(pl.col("status"))
+        .when(pl.col("intervals_present") < pl.col("intervals_expected"))
+        .then(pl.lit("MISSING_ACTUALS"))
+        .when(~pl.col("share_final"))
+        .then(pl.lit("PROVISIONAL"))
+        .otherwise(pl.lit("OK"))
+    )
     meter_days = days.filter(pl.col("event_id") == event_id)
     reasons = [_reason(row, meter_days) for row in joined.iter_rows(named=True)]
     return joined.select(
@@ -231,12 +261,12 @@ def _reason(row: dict, days: pl.DataFrame) -> str:
             return f"the program's baseline has no rule for {row['day_type']} event days"
         mine = days.filter(pl.col("meter_id") == row["meter_id"])
         counts = Counter(mine["outcome"].to_list())
-        eligible = counts["TOO_FEW_DAYS"] + counts["SELECTED"] + counts["NOT_SELECTED"]
         excluded = ", ".join(f"{n} {code}" for code, n in sorted(counts.items()) if code != "TOO_FEW_DAYS")
         return (
-            f"{eligible} eligible days of the {row['days_wanted']} needed in the look-back"
+            f"{counts['TOO_FEW_DAYS']} usable days of the {row['days_wanted']} needed in the look-back"
             + (f" (excluded: {excluded})" if excluded else "")
-            + "; upload the missing readings of earlier days (missing-intervals.csv)"
+            + "; the missing readings of earlier days are in the missing-intervals.csv of whoever owned the "
+            "meter on those days"
         )
     if status == "NO_ADJUSTMENT_DATA":
         return (
@@ -320,7 +350,7 @@ def _summary(partner_id: str, event: dict, meters: pl.DataFrame, zones: dict[str
 
 
 def _r(value) -> float | None:
-    return None if value is None else round(float(value), DECIMALS)
+    return None if value is None else round(float(value), DECIMALS) + 0.0
 
 
 def _utc_text(ts: dt.datetime) -> str:

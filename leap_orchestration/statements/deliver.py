@@ -9,6 +9,7 @@ A participant reads its bucket by object name, beside its connector's standardiz
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -40,6 +41,14 @@ class Destinations:
             f"gs://{c.output_bucket}/{c.connector_id}/{PERFORMANCE_FOLDER}/"
             for c in self._connectors(partner_id)
         ]
+
+    def channels_digest(self) -> str:
+        """What decides where every partner's files go: when it changes, statements are built again (a partner
+        that gets a channel gets its statements)."""
+        places = {
+            p: self.places(p) for p in sorted(self.properties.partner_ids | self.properties.participant_ids)
+        }
+        return json.dumps(places, sort_keys=True)
 
     def _connectors(self, partner_id: str):
         for participant in self.properties.participants:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from leap_orchestration.config.models import DEFAULT_DATA_DEADLINE
 from leap_orchestration.settlement.engine import reading_range
 from leap_orchestration.settlement.settle import ENGINE_VERSION, event_specs
 from leap_orchestration.statements import versions
@@ -28,6 +29,8 @@ from leap_orchestration.warehouse.duck import frame, run
 
 log = logging.getLogger(__name__)
 MISSING_REPORT = "missing-intervals.csv"
+WITHDRAWN = "WITHDRAWN"  # a statement that no longer applies (docs/statements.md, "Statuses and versions")
+WITHDRAWN_NOTE = "none of your meters is in this statement any more: its earlier versions no longer apply"
 
 
 @dataclass
@@ -35,21 +38,24 @@ class IssueReport:
     issued: list[dict] = field(default_factory=list)  # partner, statement, version, status, values changed
     unchanged: int = 0
     events_built: list[str] = field(default_factory=list)
+    undeliverable: set[str] = field(default_factory=set)  # partners without an SFTP login or a connector
     reports_written: list[str] = field(default_factory=list)  # partners whose missing-intervals.csv changed
 
 
-def _build_keys(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> dict[str, str]:
-    """Per settled event, what its statements depend on besides time: its settlement, ownership, the deadline
-    having passed, and the statement code's version (the engine's)."""
+def _build_keys(con: duckdb.DuckDBPyConnection, now: dt.datetime, channels: str) -> dict[str, str]:
+    """Per settled event, what its statements depend on besides time: its settlement, ownership, the program's
+    name and data deadline (and whether it has passed), the partners' channels, and the statement code's version
+    (the engine's)."""
     return dict(
         con.execute(
             """SELECT s.event_id, md5(concat_ws('|', s.inputs_digest, CAST(s.computed_at AS VARCHAR), $engine,
+                          $channels, p.name, CAST(coalesce(p.data_deadline, $default) AS VARCHAR),
                           (SELECT md5(coalesce(string_agg(row, '|' ORDER BY row), '')) FROM (
                               SELECT concat_ws(',', meter_id, partner_id, epoch_us(valid_from),
                                                coalesce(epoch_us(valid_to), -1)) AS row FROM meter_ownership)),
-                          CAST(e.end_utc + p.data_deadline <= $now AS VARCHAR)))
+                          CAST(e.end_utc + coalesce(p.data_deadline, $default) <= $now AS VARCHAR)))
                FROM settled_events s JOIN dr_events e USING (event_id) JOIN programs p USING (program_id)""",
-            {"engine": ENGINE_VERSION, "now": now},
+            {"engine": ENGINE_VERSION, "now": now, "channels": channels, "default": DEFAULT_DATA_DEADLINE},
         ).fetchall()
     )
 
@@ -62,13 +68,29 @@ def issue_statements(
     force: bool = False,
 ) -> IssueReport:
     report = IssueReport()
-    keys = _build_keys(con, now)
+    keys = _build_keys(con, now, destinations.channels_digest())
     built = dict(con.execute("SELECT event_id, build_key FROM statement_builds").fetchall())
     todo = sorted(e for e, k in keys.items() if force or built.get(e) != k)
     latest = versions.latest_versions(con)
     ranges = {e.event_id: reading_range(e) for e in event_specs(con)}
+    in_force = set()
     for statement in event_statements(con, todo):
+        if not destinations.places(statement.partner_id):
+            report.undeliverable.add(statement.partner_id)  # no channel: nothing issued until it has one
+            continue
+        in_force.add((statement.partner_id, statement.statement_id))
         _issue_event(con, destinations, statement, latest, ranges, now, run_id, report)
+    # a statement whose event was rebuilt without the partner (ownership corrected), or is no longer settled
+    gone = [
+        key
+        for key, previous in latest.items()
+        if key[1].startswith("event/")
+        and previous.status != WITHDRAWN
+        and key not in in_force
+        and (key[1].split("/")[2] in todo or key[1].split("/")[2] not in keys)
+    ]
+    for partner_id, statement_id in gone:
+        _withdraw(con, destinations, partner_id, statement_id, latest, now, run_id, report)
     report.events_built = todo
     if todo:
         run(con, "DELETE FROM statement_builds WHERE list_contains(?, event_id)", [todo])
@@ -77,11 +99,38 @@ def issue_statements(
             "INSERT INTO statement_builds (event_id, build_key, built_at) SELECT unnest($e), unnest($k), $now",
             {"e": todo, "k": [keys[e] for e in todo], "now": now},
         )
-    for season in season_statements(con):
+    seasons = [s for s in season_statements(con) if destinations.places(s.partner_id)]
+    for season in seasons:
         _issue_season(con, destinations, season, latest, now, run_id, report)
+    current = {(s.partner_id, s.statement_id) for s in seasons}
+    for key, previous in latest.items():
+        if key[1].startswith("season/") and previous.status != WITHDRAWN and key not in current:
+            _withdraw(con, destinations, *key, latest, now, run_id, report)
     _deliver_pointers(con, destinations, now)
     _write_missing_reports(con, destinations, now, report)
     return report
+
+
+def _withdraw(con, destinations, partner_id: str, statement_id: str, latest, now, run_id, report) -> None:
+    """Issue a version saying the statement no longer applies: none of the partner's meters is in it any more
+    (ownership was corrected, the event left the configuration, a season lost its last event)."""
+    kind, program_id, subject_id = statement_id.split("/")
+    draft = Draft(
+        partner_id,
+        statement_id,
+        (kind, program_id, subject_id),
+        WITHDRAWN,
+        {"partner": partner_id, "program": program_id, kind: subject_id, "meters": 0, "note": WITHDRAWN_NOTE},
+        {"meters": pl.DataFrame(schema={"meter_id": pl.String})},
+        {},
+    )
+
+    def causes(previous: versions.Latest, changes: list[dict]) -> list[dict]:
+        return versions.configuration_causes(con, previous.issued_at) + versions.status_cause(
+            previous.status, WITHDRAWN, None, previous.issued_at, now
+        )
+
+    _issue_if_changed(con, destinations, draft, latest, causes, now, run_id, report)
 
 
 @dataclass(frozen=True)
@@ -155,7 +204,9 @@ def _issue_event(con, destinations, statement: EventStatement, latest, ranges, n
                 con, draft.partner_id, changed, ranges[statement.event_id], previous.issued_at
             )
             + versions.configuration_causes(con, previous.issued_at)
-            + versions.status_cause(previous.status, draft.status, statement.deadline_utc, now)
+            + versions.status_cause(
+                previous.status, draft.status, statement.deadline_utc, previous.issued_at, now
+            )
         )
 
     _issue_if_changed(con, destinations, draft, latest, causes, now, run_id, report)
@@ -173,7 +224,7 @@ def _issue_season(con, destinations, season: SeasonStatement, latest, now, run_i
         ).fetchall()
         return [
             {"kind": "event_statement", "event": e, "version": v, "status": st} for e, v, st in reissued
-        ] + versions.status_cause(previous.status, draft.status, None, now)
+        ] + versions.status_cause(previous.status, draft.status, None, previous.issued_at, now)
 
     _issue_if_changed(con, destinations, draft, latest, causes, now, run_id, report)
 

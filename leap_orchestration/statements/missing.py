@@ -2,10 +2,11 @@
 
 From `missing_intervals` (kept by settlement for every event: its event window, its adjustment windows on the
 event day, and the needed slots of incomplete days among the Y most recent candidate days), for the partner that
-owned the meter at each interval's time. Event windows always count; adjustment and look-back intervals only
-while the partner's statement of that event is not FINAL. A reading loaded since the event was last settled is
-no longer owed. Consecutive intervals of a meter are one window, with every event it affects and the earliest
-submission deadline (the event's end + its program's data deadline).
+owned the meter at each interval's time (the only one who may upload it). Event windows always count; adjustment
+and look-back intervals only while some statement of that event is not FINAL (a former owner is told about the
+look-back days it owned, for as long as the statements paid on them can still change). A reading loaded since
+the event was last settled is no longer owed. Consecutive intervals of a meter are one window, with every event
+it affects and the earliest submission deadline (the event's end + its program's data deadline).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ COLUMNS = (
 )
 
 _OWED = f"""
-WITH final_statements AS (
-    SELECT partner_id, subject_id AS event_id FROM statement_versions WHERE kind = 'event'
-    QUALIFY row_number() OVER (PARTITION BY partner_id, statement_id ORDER BY version DESC) = 1
-        AND status = 'FINAL')
+WITH latest AS (
+    SELECT subject_id AS event_id, status FROM statement_versions WHERE kind = 'event'
+    QUALIFY row_number() OVER (PARTITION BY partner_id, statement_id ORDER BY version DESC) = 1),
+final_events AS (  -- every statement of the event in force is FINAL: its baselines no longer change
+    SELECT event_id FROM latest WHERE status <> 'WITHDRAWN' GROUP BY event_id HAVING bool_and(status = 'FINAL'))
 SELECT o.partner_id, mi.meter_id, mi.interval_start_utc, mi.window_kind, mi.event_id,
        e.end_utc + p.data_deadline AS deadline_utc, m.timezone
 FROM missing_intervals mi JOIN dr_events e USING (event_id) JOIN programs p USING (program_id)
@@ -42,8 +44,7 @@ JOIN meters m ON m.meter_id = mi.meter_id
 JOIN meter_ownership o ON o.meter_id = mi.meter_id AND o.valid_from <= mi.interval_start_utc
      AND (o.valid_to IS NULL OR o.valid_to > mi.interval_start_utc)
 WHERE ($partner IS NULL OR o.partner_id = $partner)
-  AND (mi.window_kind = 'event'
-       OR (o.partner_id, mi.event_id) NOT IN (SELECT partner_id, event_id FROM final_statements))
+  AND (mi.window_kind = 'event' OR mi.event_id NOT IN (SELECT event_id FROM final_events))
   AND NOT EXISTS (SELECT 1 FROM interval_readings r WHERE r.meter_id = mi.meter_id
                   AND r.interval_start_utc = mi.interval_start_utc
                   AND (CASE p.channel {" ".join(f"WHEN '{k}' THEN r.{c}" for k, c in CHANNEL_COLUMN.items())} END)

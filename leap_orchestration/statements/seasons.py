@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from leap_orchestration.statements.content import DECIMALS
+from leap_orchestration.statements.content import DECIMALS, no_negative_zero
 from leap_orchestration.warehouse.duck import frame
 
 _SEASON_LINES = """
@@ -66,7 +66,10 @@ def season_statements(con: duckdb.DuckDBPyConnection) -> list[SeasonStatement]:
                 reduction_kwh=pl.col("reduction_kwh").fill_null(0).sum(),
             )
             .with_columns(avg_reduction_kw=pl.col("reduction_kwh") / pl.col("event_hours"))
-            .with_columns(pl.col("reduction_kwh", "avg_reduction_kw").round(DECIMALS))
+            .with_columns(
+                no_negative_zero(pl.col(c).round(DECIMALS)).alias(c)
+                for c in ("reduction_kwh", "avg_reduction_kw")
+            )
             .sort("meter_id")
         )
         events = rows.unique("event_id").sort("start_utc", "event_id")
@@ -84,8 +87,8 @@ def season_statements(con: duckdb.DuckDBPyConnection) -> list[SeasonStatement]:
             "meters": meters.height,
             "totals": {
                 "event_hours": hours,
-                "reduction_kwh": round(reduction, DECIMALS),
-                "avg_reduction_kw": round(reduction / hours, DECIMALS) if hours else None,
+                "reduction_kwh": round(reduction, DECIMALS) + 0.0,
+                "avg_reduction_kw": round(reduction / hours, DECIMALS) + 0.0 if hours else None,
             },
             "rule": "average kW = reduction kWh over all event hours; an event without numbers counts as zero",
         }

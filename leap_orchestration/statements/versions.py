@@ -106,11 +106,14 @@ def configuration_causes(con: duckdb.DuckDBPyConnection, since: dt.datetime) -> 
     return [{"kind": "configuration_change", "fingerprint": f, "loaded_at": _utc(t)} for f, t in rows]
 
 
-def status_cause(old: str, new: str, deadline: dt.datetime | None, now: dt.datetime) -> list[dict]:
+def status_cause(
+    old: str, new: str, deadline: dt.datetime | None, previous_issue: dt.datetime, now: dt.datetime
+) -> list[dict]:
+    """The status changed: named with the data deadline when it passed since the previous version."""
     if old == new:
         return []
     cause = {"kind": "status_change", "old": old, "new": new}
-    if new == "FINAL" and deadline is not None and now >= deadline:
+    if new == "FINAL" and deadline is not None and previous_issue < deadline <= now:
         cause["data_deadline_utc"] = _utc(deadline)
     return [cause]
 

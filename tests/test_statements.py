@@ -386,6 +386,11 @@ def test_a_former_owner_is_told_of_its_look_back_gap_until_the_event_is_final(wo
     assert owed["window_start_utc"] == "2025-08-14T23:00:00Z"
     assert rows(store, "A", "missing-intervals.csv") == []  # A can't upload C's days
     assert not store.exists("C/performance/index.csv")  # C has no meter in the event: no statement
+    # A's explanation lists every look-back day of m-1, but C's days without their load
+    days = {r["day"]: r for r in rows(store, "A", f"{EVENT}/V1/explanation.csv") if r["meter_id"] == "m-1"}
+    assert days["2025-08-15"]["event_window_mean_kwh"] == "" and days["2025-08-15"]["outcome"] == "SELECTED"
+    assert days["2025-08-14"]["outcome"] == "MISSING_SLOTS"
+    assert float(days["2025-08-18"]["event_window_mean_kwh"]) == 1.0
     # once every statement of the event is FINAL its baselines no longer change: nothing is owed any more
     cycle(con, dest, local(EVENT_DAY, 17) + dt.timedelta(days=60))
     assert rows(store, "C", "missing-intervals.csv") == []

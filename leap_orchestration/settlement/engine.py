@@ -71,7 +71,7 @@ DAY_OUTCOMES = {
     "LOW_USAGE": "event-window use below 25 % of the days' mean: replaced by an older day",
     "SELECTED": "averaged into the baseline",
     "NOT_SELECTED": "among the days taken, but ranked out by the rule's selection",
-    "TOO_FEW_DAYS": "eligible, but the look-back has too few eligible days for a baseline",
+    "TOO_FEW_DAYS": "eligible, but fewer than the days needed remain (after low-usage days): no baseline",
     "BEYOND_Y": "eligible, but older than the days taken",
 }
 

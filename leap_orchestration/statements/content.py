@@ -128,8 +128,14 @@ def event_statements(
     )
     days = frame(
         con,
-        """SELECT event_id, meter_id, day, day_type, outcome, slots_missing, event_window_mean_kwh
-           FROM baseline_days WHERE list_contains(?, event_id) ORDER BY meter_id, day""",
+        """SELECT d.event_id, d.meter_id, d.day, d.day_type, d.outcome, d.slots_missing, d.event_window_mean_kwh,
+                  -- who owned the meter the whole local day: only they see that day's load
+                  coalesce(list(o.partner_id) FILTER (WHERE o.valid_from <= timezone(m.timezone, d.day::TIMESTAMP)
+                      AND (o.valid_to IS NULL OR o.valid_to >= timezone(m.timezone, (d.day + 1)::TIMESTAMP))),
+                      []) AS day_owners
+           FROM baseline_days d JOIN meters m USING (meter_id)
+           LEFT JOIN meter_ownership o ON o.meter_id = d.meter_id
+           WHERE list_contains(?, d.event_id) GROUP BY ALL ORDER BY d.meter_id, d.day""",
         [event_ids],
     )
     zones = dict(con.execute("SELECT meter_id, timezone FROM meters").fetchall())
@@ -145,7 +151,7 @@ def event_statements(
                 summary=_summary(partner_id, event, meters, zones),
                 meters=meters,
                 intervals=_interval_rows(own, zones),
-                explanation=_explanation_rows(days, event_id, meters["meter_id"].to_list()),
+                explanation=_explanation_rows(days, event_id, meters["meter_id"].to_list(), partner_id),
                 inputs_final=bool(own["final"].all()),
                 deadline_utc=event["end_utc"] + event["data_deadline"],
             )
@@ -296,9 +302,15 @@ def _interval_rows(own: pl.DataFrame, zones: dict[str, str]) -> pl.DataFrame:
     )
 
 
-def _explanation_rows(days: pl.DataFrame, event_id: str, meters: list[str]) -> pl.DataFrame:
+def _explanation_rows(days: pl.DataFrame, event_id: str, meters: list[str], partner_id: str) -> pl.DataFrame:
+    """Every look-back day of the partner's meters with its outcome; a day's load only where the partner owned
+    the meter that whole day (another owner's consumption is not the partner's to see)."""
     mine = days.filter((pl.col("event_id") == event_id) & pl.col("meter_id").is_in(meters))
-    return mine.select(
+    return mine.with_columns(
+        event_window_mean_kwh=pl.when(pl.col("day_owners").list.contains(partner_id)).then(
+            pl.col("event_window_mean_kwh")
+        )
+    ).select(
         "meter_id",
         pl.col("day").cast(pl.String),
         "day_type",

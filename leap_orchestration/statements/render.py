@@ -29,7 +29,8 @@ Every event of your programs and every season has a statement here, versioned V1
   missing-intervals.csv                    readings you still owe, the events they affect and the deadline
 
 A statement is PRELIMINARY until every reading it uses is final and the program's data deadline has passed,
-then FINAL. A version is never rewritten: a recomputation that changes a number issues the next version.
+then FINAL; WITHDRAWN when none of your meters is in it any more. A version is never rewritten: a
+recomputation that changes a number issues the next version.
 Values cover your meters for the intervals you owned them. Times are UTC unless a column says local.
 """
 

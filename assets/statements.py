@@ -78,12 +78,13 @@ def performance_statements(
     ).head(SHOWN)
     return dg.MaterializeResult(
         metadata={
-            "issued_this_run": table(report.issued),
-            "statements_unchanged": report.unchanged,
+            # what an operator looks for first: each partner's statements, then the data partners owe
             "partners": table(latest),
             "data_owed": table(owed_rows.to_dicts()),
             "data_owed_windows": owed.height,
             "data_owed_intervals": int(owed["intervals"].sum()) if owed.height else 0,
+            "issued_this_run": table(report.issued),
+            "statements_unchanged": report.unchanged,
         }
     )
 

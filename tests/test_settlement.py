@@ -348,9 +348,10 @@ def test_settlement_assets_checks_and_metadata(leap_home):
         for r in performance["baseline explanation caiso_dsgs-2025-08-20"].value.records
     }
     assert set(explained) == {m["meter"] for m in meters}
-    assert explained[late[0]["meter"]]["used"] == 0 and explained[late[0]["meter"]]["too_few"] > 0
+    assert explained[late[0]["meter"]]["used"] == 0 and "too few" in explained[late[0]["meter"]]["not_used"]
     ok = next(e for m, e in explained.items() if m != late[0]["meter"])
-    assert ok["used"] == 10 and ok["rule"] == "10 weekday days" and ok["window_slots"] == "12/12"
+    assert ok["used"] == 10 and ok["rule"] == "10 weekday days" and ok["window"] == "12/12"
+    assert "older" in ok["not_used"] and "other day type" in ok["not_used"]
     assert ok["adjustment"] == "multiplicative" and ok["raw"] is not None and 0.8 <= ok["applied"] <= 1.2
     # totals per program only (programs have different rules), rounded
     programs = {r.data["program"]: r.data for r in performance["programs"].value.records}

@@ -220,7 +220,7 @@ def test_the_demo_partner_finds_its_statements_and_the_data_it_owes(demo, page):
     assert gap[0] in text and PARTNER in text, text[:3000]
     page.goto(f"{demo.url}/assets/event_performance")
     page.get_by_text("baseline explanation caiso_dsgs-2025-08-20").first.wait_for()
-    assert "days_used" in _text(page)
+    assert "not_used" in _text(page)
 
 
 def test_the_healthy_demo_looks_green_and_fresh(demo, page):

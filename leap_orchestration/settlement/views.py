@@ -100,67 +100,47 @@ def event_meters(con: duckdb.DuckDBPyConnection, event_id: str) -> list[dict]:
     ]
 
 
-# the columns of an explanation table: look-back day outcomes, in the engine's order, in a few letters
-_OUTCOME_COLUMNS = {
-    "SELECTED": "used",
-    "NOT_SELECTED": "ranked_out",
+# look-back day outcomes in a few words, in the engine's order, for the UI's explanation tables
+_OUTCOME_WORDS = {
+    "NOT_SELECTED": "ranked out",
     "BEYOND_Y": "older",
-    "TOO_FEW_DAYS": "too_few",
-    "LOW_USAGE": "low_use",
-    "MISSING_SLOTS": "missing",
-    "EVENT_DAY": "event_day",
+    "TOO_FEW_DAYS": "too few",
+    "LOW_USAGE": "low use",
+    "MISSING_SLOTS": "missing readings",
+    "EVENT_DAY": "event day",
     "HOLIDAY": "holiday",
-    "WRONG_DAY_TYPE": "other_type",
-    "OUTSIDE_LOOKBACK": "too_recent",
+    "WRONG_DAY_TYPE": "other day type",
+    "OUTSIDE_LOOKBACK": "too recent",
 }
 
 
 def event_explanations(con: duckdb.DuckDBPyConnection, event_id: str) -> list[dict]:
-    """Why each meter's baseline is what it is: the event day's type and rule (Y, selection), how many look-back
-    days had each outcome, the days used, and the adjustment window's sums and factor before and after the cap
-    (docs/baselines.md, "Explanations"; partners get the day-by-day list in explanation.csv)."""
-    counts = {
-        (meter, outcome): n
-        for meter, outcome, n in con.execute(
-            "SELECT meter_id, outcome, count(*) FROM baseline_days WHERE event_id = ? GROUP BY ALL",
-            [event_id],
-        ).fetchall()
-    }
+    """Why each meter's baseline is what it is: the rule, how many look-back days were used, the others counted
+    by why not, and the adjustment window (slots present, factor before and after the cap) (docs/baselines.md,
+    "Explanations"; partners get the day-by-day list in explanation.csv). Few, short columns: the UI gives an
+    inline table little width."""
+    counts: dict[str, dict[str, int]] = {}
+    for meter, outcome, n in con.execute(
+        "SELECT meter_id, outcome, count(*) FROM baseline_days WHERE event_id = ? GROUP BY ALL", [event_id]
+    ).fetchall():
+        counts.setdefault(meter, {})[outcome] = n
     rows = con.execute(
-        """SELECT x.meter_id, x.day_type, x.days_wanted, x.selection, x.days_kept, s.selected_days,
-                  x.adjustment_kind, x.adjustment_slots_present, x.adjustment_slots_expected,
-                  x.adjustment_window_actual_kwh, x.adjustment_window_baseline_kwh, x.adjustment_raw,
-                  x.adjustment_applied
-           FROM baseline_explanations x JOIN baseline_status s USING (event_id, meter_id)
-           WHERE x.event_id = ? ORDER BY x.meter_id""",
+        """SELECT meter_id, day_type, days_wanted, selection, days_kept, adjustment_kind,
+                  adjustment_slots_present, adjustment_slots_expected, adjustment_raw, adjustment_applied
+           FROM baseline_explanations WHERE event_id = ? ORDER BY meter_id""",
         [event_id],
     ).fetchall()
     out = []
-    for (
-        meter,
-        day_type,
-        y,
-        selection,
-        x,
-        days,
-        kind,
-        present,
-        expected,
-        actual,
-        baseline,
-        raw,
-        applied,
-    ) in rows:
+    for meter, day_type, y, selection, x, kind, present, expected, raw, applied in rows:
+        mine = counts.get(meter, {})
         out.append(
             {
                 "meter": meter,
                 "rule": _rule_text(day_type, y, selection, x, kind),
-                **{column: counts.get((meter, outcome), 0) for outcome, column in _OUTCOME_COLUMNS.items()},
-                "days_used": " ".join(d.strftime("%m-%d") for d in days or []),
+                "used": mine.get("SELECTED", 0),
+                "not_used": ", ".join(f"{mine[o]} {w}" for o, w in _OUTCOME_WORDS.items() if mine.get(o)),
                 "adjustment": kind,
-                "window_slots": f"{present}/{expected}" if expected else "",
-                "window_actual_kwh": _kwh(actual),
-                "window_baseline_kwh": _kwh(baseline),
+                "window": f"{present}/{expected}" if expected else "",
                 "raw": None if raw is None else round(raw, 4),
                 "applied": None if applied is None else round(applied, 4),
             }

@@ -13,13 +13,9 @@ from pathlib import Path
 import click
 
 from leap_orchestration import settings
+from leap_orchestration.cli_errors import EXIT_INVALID, EXIT_VALID, UsageError
 
-EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-class UsageError(click.ClickException):
-    exit_code = EXIT_USAGE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -26,7 +26,7 @@ def partners() -> None:
 @click.argument("partner_id")
 def partners_add(partner_id: str) -> None:
     """Create an API key for PARTNER_ID; the key is printed once, alone on the last line."""
-    from leap_orchestration.cli import UsageError
+    from leap_orchestration.cli_errors import UsageError
     from leap_orchestration.stores import LocalLandingStore
     from leap_orchestration.stores.local import SFTP_INBOX
 
@@ -53,7 +53,7 @@ def partners_add(partner_id: str) -> None:
 @click.option("--key", "key_id", help="Revoke only this key id (default: every key of the partner).")
 def partners_revoke(partner_id: str, key_id: str | None) -> None:
     """Revoke PARTNER_ID's keys (or one of them)."""
-    from leap_orchestration.cli import UsageError
+    from leap_orchestration.cli_errors import UsageError
 
     count = _credentials().revoke(partner_id, key_id)
     if count == 0:

@@ -7,14 +7,6 @@ from dataclasses import dataclass
 
 import polars as pl
 
-OWNERSHIP_SCHEMA = {
-    "meter_id": pl.String,
-    "partner_id": pl.String,
-    "source": pl.String,  # 'partner' (created by a partner) or 'utility' (utility-authorized)
-    "valid_from": pl.Datetime("us", "UTC"),
-    "valid_to": pl.Datetime("us", "UTC"),  # null = open-ended
-}
-
 
 @dataclass(frozen=True)
 class PartnerMeters:
@@ -37,8 +29,3 @@ class PartnerMeters:
             owned_now=frozenset(now["meter_id"].to_list()),
             windows=mine.select("meter_id", "valid_from", "valid_to"),
         )
-
-
-def ownership_frame(rows: list[tuple]) -> pl.DataFrame:
-    """(meter_id, partner_id, source, valid_from, valid_to) tuples as a frame."""
-    return pl.DataFrame(rows, schema=OWNERSHIP_SCHEMA, orient="row")

@@ -1,4 +1,7 @@
-"""The typed rows of the upload being validated, in a DuckDB temp table; cross-row rules run here in SQL."""
+"""The typed rows of the upload being validated, in a DuckDB temp table; cross-row rules run here in SQL.
+
+The table is the connection's (rows of a 10M-line file don't fit in a return value); its name is handed on as
+a value (`ValidationReport.staged_table`) to whoever loads it (`warehouse/intake_tables.finish_job`)."""
 
 from __future__ import annotations
 

@@ -36,6 +36,7 @@ ACCEPTED_SUFFIXES = (".csv", ".csv.gz")
 class ValidationReport:
     lines_parsed: int = 0  # data lines after the header
     rows_staged: int = 0  # distinct (meter, interval) rows ready to load
+    staged_table: str | None = None  # the temp table of the validating connection that holds them
     counts: Counter = field(default_factory=Counter)  # (column, code) -> exact number, errors and warnings
     details: list[Finding] = field(default_factory=list)  # errors, capped at ERRORS_CAP, by line
     warnings: list[Finding] = field(default_factory=list)  # capped
@@ -106,7 +107,8 @@ def validate_upload(
     cap: int = ERRORS_CAP,
     limits: IntakeLimits = DEFAULT_LIMITS,
 ) -> ValidationReport:
-    """Run every rule on the upload; valid rows are left in the temp table `stage_rows` of `con`.
+    """Run every rule on the upload; its rows are left in a temp table of `con`, named by the report's
+    `staged_table`, for the load.
 
     Without `con`, a private in-memory DuckDB capped at the limits' memory (spilling to a temporary folder).
     """
@@ -125,6 +127,7 @@ def validate_upload(
     report = ValidationReport()
     collect = _Collector(report, cap)
     staging.create(con)
+    report.staged_table = staging.STAGE
     if not file_name.lower().endswith(ACCEPTED_SUFFIXES):
         collect.add([Finding(0, "", "FIL_0005", f"File name '{file_name}' must end in .csv or .csv.gz.")])
     if len(file_name.encode()) > MAX_NAME_BYTES:

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from leap_orchestration.config.models import Configuration
-from leap_orchestration.intake.meters import ownership_frame
+from leap_orchestration.config.ownership import ownership_frame
 from leap_orchestration.warehouse.duck import run, transaction
 
 # Each table's columns, in the order of the rows built below: inserts name them, so a column added to a table

@@ -8,7 +8,7 @@ import json
 import duckdb
 import polars as pl
 
-from leap_orchestration.intake.meters import OWNERSHIP_SCHEMA
+from leap_orchestration.config.ownership import OWNERSHIP_SCHEMA
 from leap_orchestration.warehouse.duck import run, transaction
 
 
@@ -67,7 +67,9 @@ def finish_job(con, *, upload_id, job_id, received_at, report, sha256, result_ke
     with transaction(con):
         run(con, "DELETE FROM upload_errors WHERE job_id = ?", [job_id])
         _insert_findings(con, job_id, report.details + report.warnings)
-        loaded = _load_readings(con, job_id, received_at, processed_at) if report.valid else 0
+        loaded = (
+            _load_readings(con, report.staged_table, job_id, received_at, processed_at) if report.valid else 0
+        )
         run(
             con,
             """UPDATE uploads SET status = ?, sha256 = ?, rows_total = ?, rows_loaded = ?, error_count = ?,
@@ -120,8 +122,9 @@ def _insert_findings(con, job_id: str, findings: list) -> None:
         con.unregister("_findings")
 
 
-def _load_readings(con, job_id: str, received_at: dt.datetime, now: dt.datetime) -> int:
-    """Latest received upload wins per (meter, interval); whatever loses goes to the superseded table."""
+def _load_readings(con, staged: str, job_id: str, received_at: dt.datetime, now: dt.datetime) -> int:
+    """Latest received upload wins per (meter, interval); whatever loses goes to the superseded table. `staged`:
+    the temp table validation left the upload's rows in (`ValidationReport.staged_table`)."""
     cols = (
         "meter_id, interval_start_utc, interval_end_utc, energy_consumed_kwh, energy_generated_kwh, "
         "energy_net_kwh, final, region"
@@ -131,14 +134,14 @@ def _load_readings(con, job_id: str, received_at: dt.datetime, now: dt.datetime)
     # current rows that this upload replaces
     run(
         con,
-        """INSERT INTO interval_readings_superseded
+        f"""INSERT INTO interval_readings_superseded
            SELECT r.*, $job, $now FROM interval_readings r
-           JOIN stage_rows s USING (meter_id, interval_start_utc) WHERE r.received_at <= $received""",
+           JOIN {staged} s USING (meter_id, interval_start_utc) WHERE r.received_at <= $received""",
         params,
     )
     run(
         con,
-        """DELETE FROM interval_readings r USING stage_rows s
+        f"""DELETE FROM interval_readings r USING {staged} s
            WHERE r.meter_id = s.meter_id AND r.interval_start_utc = s.interval_start_utc
              AND r.received_at <= $received""",
         {"received": received_at},
@@ -147,13 +150,13 @@ def _load_readings(con, job_id: str, received_at: dt.datetime, now: dt.datetime)
     run(
         con,
         f"""INSERT INTO interval_readings_superseded
-            SELECT {s_cols}, $job, $received, $now, r.job_id, $now FROM stage_rows s
+            SELECT {s_cols}, $job, $received, $now, r.job_id, $now FROM {staged} s
             JOIN interval_readings r USING (meter_id, interval_start_utc)""",
         params,
     )
     return con.execute(
         f"""INSERT INTO interval_readings
-            SELECT {s_cols}, $job, $received, $now FROM stage_rows s
+            SELECT {s_cols}, $job, $received, $now FROM {staged} s
             ANTI JOIN interval_readings r USING (meter_id, interval_start_utc)""",
         params,
     ).fetchall()[0][0]

@@ -198,7 +198,7 @@ def _serve_demo(home: Path, partner: str, sample: Path, ui_port: int, sftp_port:
     # absolute, and the UI's current folder (ui_command): dagster dev compares them as written
     dagster_home = (home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(REPO_ROOT / settings.dagster_instance_file(), dagster_home / "dagster.yaml")
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     dagster_log, sftp_log = logs / "dagster.log", logs / "sftp-server.log"

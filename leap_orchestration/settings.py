@@ -57,3 +57,13 @@ def sftp_dir() -> Path:
 
 def sftp_audit_log() -> Path:
     return leap_home() / "logs" / "sftp-audit.log"
+
+
+def dagster_instance_file() -> str:
+    """The instance settings the demo copies into $DAGSTER_HOME: `dagster.yaml` (SQLite under DAGSTER_HOME, the
+    default) or, with LEAP_DAGSTER_STORAGE=postgres, `dagster.postgres.yaml` (PostgreSQL named by the
+    DAGSTER_PG_* variables; docs/deployment.md)."""
+    storage = os.environ.get("LEAP_DAGSTER_STORAGE", "sqlite").strip().lower()
+    if storage not in ("sqlite", "postgres"):
+        raise ValueError(f"LEAP_DAGSTER_STORAGE must be sqlite or postgres, not {storage!r}")
+    return "dagster.yaml" if storage == "sqlite" else "dagster.postgres.yaml"

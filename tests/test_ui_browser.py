@@ -25,7 +25,8 @@ import pytest
 from conftest import csv_text, good_row, partner_meter
 from gcs_support import free_port
 
-pytestmark = pytest.mark.slow
+# one demo for all of them: on one worker (scripts/test runs with --dist loadgroup), not one demo per worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui_demo")]
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

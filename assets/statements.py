@@ -15,7 +15,6 @@ from leap_orchestration.resources import (
 )
 from leap_orchestration.statements.deliver import DeliveryError, Destinations
 from leap_orchestration.statements.issue import issue_statements
-from leap_orchestration.statements.missing import owed_windows
 
 SHOWN = 50  # rows of the owed-data table in the UI (all of them are in each partner's missing-intervals.csv)
 
@@ -57,7 +56,7 @@ def performance_statements(
             raise dg.Failure(
                 f"a statement could not be delivered ({exc}); nothing was recorded for it, the next run retries"
             ) from exc
-        owed = owed_windows(con, now)
+        owed = report.owed
         latest = _per_partner(con)
     for issued in report.issued:
         context.log.info(

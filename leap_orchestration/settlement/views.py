@@ -39,8 +39,8 @@ def _kwh(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _local(start: dt.datetime, zone: str | None) -> str:
-    """The event's start in the meters' local time with the date, e.g. '2025-07-15 14:00 EDT'."""
+def local_time(start: dt.datetime, zone: str | None) -> str:
+    """An instant in a meter's local time with the date, e.g. '2025-07-15 14:00 EDT' (UTC without a zone)."""
     local = start.astimezone(ZoneInfo(zone)) if zone else start.astimezone(dt.UTC)
     return local.strftime("%Y-%m-%d %H:%M %Z")
 
@@ -64,7 +64,7 @@ def events(con: duckdb.DuckDBPyConnection) -> list[dict]:
             "event": event,
             "program": program,
             # one column, local then UTC: the table must fit the UI's metadata column without scrolling
-            "start": f"{_local(start, zone)}, {start.astimezone(dt.UTC):%H:%M} UTC",
+            "start": f"{local_time(start, zone)}, {start.astimezone(dt.UTC):%H:%M} UTC",
             "meters": meters,
             "ok": ok,
             "lacking": lacking,

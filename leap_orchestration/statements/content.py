@@ -12,14 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
 
 from leap_orchestration.config.models import DEFAULT_DATA_DEADLINE
 from leap_orchestration.settlement.engine import DAY_OUTCOMES
-from leap_orchestration.settlement.views import STATUS_REASONS
+from leap_orchestration.settlement.views import STATUS_REASONS, local_time
+from leap_orchestration.statements.render import utc
 from leap_orchestration.warehouse.duck import frame
 
 DECIMALS = 6  # kWh and kW in statements: what a digest compares, so float noise never issues a version
@@ -287,13 +287,23 @@ def _reason(row: dict, days: pl.DataFrame) -> str:
     return STATUS_REASONS.get(status, "")
 
 
+def _local_column(zones: dict[str, str]) -> pl.Expr:
+    """interval_start_utc in its meter's local time ('2025-08-20 16:30 PDT', as `local_time`), one conversion per
+    time zone rather than a Python call per row."""
+    known = {meter: zone for meter, zone in zones.items() if zone}
+    zone = pl.col("meter_id").replace_strict(known, default="UTC", return_dtype=pl.String)
+    text = pl.lit(None, dtype=pl.String)
+    for name in sorted(set(known.values()) | {"UTC"}):
+        local = pl.col("interval_start_utc").dt.convert_time_zone(name).dt.strftime("%Y-%m-%d %H:%M %Z")
+        text = pl.when(zone == name).then(local).otherwise(text)
+    return text
+
+
 def _interval_rows(own: pl.DataFrame, zones: dict[str, str]) -> pl.DataFrame:
     return own.sort("meter_id", "interval_start_utc").select(
         "meter_id",
         pl.col("interval_start_utc").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("interval_start_utc"),
-        pl.struct("meter_id", "interval_start_utc")
-        .map_elements(lambda r: _local_text(r["interval_start_utc"], zones.get(r["meter_id"])), pl.String)
-        .alias("interval_start_local"),
+        _local_column(zones).alias("interval_start_local"),
         _round("baseline_kwh"),
         _round("adjusted_baseline_kwh"),
         _round("actual_kwh"),
@@ -321,11 +331,6 @@ def _explanation_rows(days: pl.DataFrame, event_id: str, meters: list[str], part
     )
 
 
-def _local_text(ts: dt.datetime, zone: str | None) -> str:
-    local = ts.astimezone(ZoneInfo(zone) if zone else dt.UTC)
-    return local.strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _summary(partner_id: str, event: dict, meters: pl.DataFrame, zones: dict[str, str]) -> dict:
     zone_counts = Counter(zones.get(m) for m in meters["meter_id"].to_list())
     zone = zone_counts.most_common(1)[0][0] if zone_counts else None
@@ -338,17 +343,17 @@ def _summary(partner_id: str, event: dict, meters: pl.DataFrame, zones: dict[str
         "program_name": event["program_name"],
         "event": event["event_id"],
         "window": {
-            "start_utc": _utc_text(event["start_utc"]),
-            "end_utc": _utc_text(event["end_utc"]),
-            "start_local": _local_text(event["start_utc"], zone),
-            "end_local": _local_text(event["end_utc"], zone),
+            "start_utc": utc(event["start_utc"]),
+            "end_utc": utc(event["end_utc"]),
+            "start_local": local_time(event["start_utc"], zone),
+            "end_local": local_time(event["end_utc"], zone),
             "time_zone": zone or "UTC",
             "hours": hours,
         },
         "method": event["method"],
         "channel": event["channel"],
         "clip": event["clip"],
-        "data_deadline_utc": _utc_text(event["end_utc"] + event["data_deadline"]),
+        "data_deadline_utc": utc(event["end_utc"] + event["data_deadline"]),
         "meters": meters.height,
         "meters_by_status": dict(sorted(Counter(meters["status"].to_list()).items())),
         "totals": {
@@ -363,7 +368,3 @@ def _summary(partner_id: str, event: dict, meters: pl.DataFrame, zones: dict[str
 
 def _r(value) -> float | None:
     return None if value is None else round(float(value), DECIMALS) + 0.0
-
-
-def _utc_text(ts: dt.datetime) -> str:
-    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -39,6 +39,7 @@ class IssueReport:
     unchanged: int = 0
     events_built: list[str] = field(default_factory=list)
     undeliverable: set[str] = field(default_factory=set)  # partners without an SFTP login or a connector
+    owed: pl.DataFrame | None = None  # every partner's owed windows as of this run (missing.owed_windows)
     reports_written: list[str] = field(default_factory=list)  # partners whose missing-intervals.csv changed
 
 
@@ -308,7 +309,7 @@ def _deliver_pointers(con, destinations: Destinations, now: dt.datetime) -> None
 def _write_missing_reports(con, destinations: Destinations, now: dt.datetime, report: IssueReport) -> None:
     """Each partner's missing-intervals.csv, rewritten when its content changed (an empty one once nothing is
     owed, so an old list never stays behind)."""
-    owed = owed_windows(con, now)
+    owed = report.owed = owed_windows(con, now)
     partners = set(owed["partner_id"].to_list()) | {
         p
         for (p,) in con.execute(

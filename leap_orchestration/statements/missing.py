@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from leap_orchestration.settlement.engine import CHANNEL_COLUMN
+from leap_orchestration.settlement.views import local_time
 from leap_orchestration.warehouse.duck import frame
 
 COLUMNS = (
@@ -99,10 +100,7 @@ def owed_windows(
         )
         .sort("deadline_utc", "partner_id", "meter_id", "start")
     )
-    local = [
-        start.astimezone(_zone(zone)).strftime("%Y-%m-%d %H:%M %Z")
-        for start, zone in windows.select("start", "timezone").rows()
-    ]
+    local = [local_time(start, zone) for start, zone in windows.select("start", "timezone").rows()]
     return windows.select(
         "partner_id",
         "meter_id",
@@ -115,9 +113,3 @@ def owed_windows(
         pl.col("deadline_utc").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("submission_deadline_utc"),
         (pl.col("deadline_utc") < now).alias("overdue"),
     )
-
-
-def _zone(name: str | None):
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name) if name else dt.UTC

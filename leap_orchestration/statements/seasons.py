@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from leap_orchestration.statements.content import DECIMALS, no_negative_zero
+from leap_orchestration.statements.render import utc
 from leap_orchestration.warehouse.duck import frame
 
 _SEASON_LINES = """
@@ -79,7 +80,7 @@ def season_statements(con: duckdb.DuckDBPyConnection) -> list[SeasonStatement]:
             "partner": partner_id,
             "program": program_id,
             "season": season_id,
-            "season_end_utc": rows["season_end_utc"].max().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "season_end_utc": utc(rows["season_end_utc"].max()),
             "events": [
                 {"event": e, "statement_version": v, "status": s}
                 for e, v, s in events.select("event_id", "version", "status").rows()

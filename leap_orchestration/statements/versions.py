@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from leap_orchestration.statements.render import utc
 from leap_orchestration.warehouse.duck import run, transaction
 
 Lines = dict[str, dict]  # line key ("<meter>" or "<meter>@<interval start UTC>") -> its values
@@ -90,7 +91,7 @@ def upload_causes(
     causes = []
     for job_id, tenant, file_name, run_id, loaded_at, readings, replaced, cause_meters in rows:
         kind = "corrected_readings" if replaced else "late_upload"
-        cause = {"kind": kind, "loaded_at": _utc(loaded_at), "readings": readings, "meters": cause_meters}
+        cause = {"kind": kind, "loaded_at": utc(loaded_at), "readings": readings, "meters": cause_meters}
         if tenant == partner_id:
             cause |= {"job_id": job_id, "file": file_name, "run_id": run_id}
         else:
@@ -103,7 +104,7 @@ def configuration_causes(con: duckdb.DuckDBPyConnection, since: dt.datetime) -> 
     rows = con.execute(
         "SELECT fingerprint, loaded_at FROM config_loads WHERE loaded_at > ? ORDER BY loaded_at", [since]
     ).fetchall()
-    return [{"kind": "configuration_change", "fingerprint": f, "loaded_at": _utc(t)} for f, t in rows]
+    return [{"kind": "configuration_change", "fingerprint": f, "loaded_at": utc(t)} for f, t in rows]
 
 
 def status_cause(
@@ -114,7 +115,7 @@ def status_cause(
         return []
     cause = {"kind": "status_change", "old": old, "new": new}
     if new == "FINAL" and deadline is not None and previous_issue < deadline <= now:
-        cause["data_deadline_utc"] = _utc(deadline)
+        cause["data_deadline_utc"] = utc(deadline)
     return [cause]
 
 
@@ -175,7 +176,3 @@ def record(
                     "values": [json.dumps(lines[k], sort_keys=True) for k in keys],
                 },
             )
-
-
-def _utc(ts: dt.datetime) -> str:
-    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

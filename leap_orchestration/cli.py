@@ -55,13 +55,14 @@ def _ownership():
     """Meters in force: the warehouse's if it has a configuration, else the XML configuration files."""
     from leap_orchestration.config.errors import ConfigError
     from leap_orchestration.config.loader import default_config_dir, load_configuration
-    from leap_orchestration.warehouse import Warehouse
+    from leap_orchestration.warehouse import configured_warehouse
     from leap_orchestration.warehouse.config_tables import ownership_from_configuration
     from leap_orchestration.warehouse.intake_tables import ConfigurationNotLoaded, partner_ownership
 
-    if settings.warehouse_path().exists():
+    warehouse = configured_warehouse()
+    if warehouse.exists():
         try:
-            with Warehouse(settings.warehouse_path()).connect(read_only=True, wait_seconds=10) as con:
+            with warehouse.connect(read_only=True, wait_seconds=10) as con:
                 return partner_ownership(con)
         except (ConfigurationNotLoaded, Exception):  # noqa: BLE001 - locked or empty: fall back to the files
             pass
@@ -102,10 +103,10 @@ def missing(partner: str, as_csv: bool) -> None:
     import duckdb
 
     from leap_orchestration.statements.missing import COLUMNS, owed_windows
-    from leap_orchestration.warehouse import Warehouse
+    from leap_orchestration.warehouse import configured_warehouse
 
     try:
-        with Warehouse(settings.warehouse_path()).connect(read_only=True, wait_seconds=10) as con:
+        with configured_warehouse().connect(read_only=True, wait_seconds=10) as con:
             known = con.execute(
                 "SELECT count(*) FROM meter_ownership WHERE partner_id = ?", [partner]
             ).fetchall()

@@ -116,12 +116,29 @@ class GcsBucketsResource(BucketStoreResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file, $LEAP_HOME/warehouse.duckdb."""
+    """The warehouse: the DuckDB file at `path` ($LEAP_HOME/warehouse.duckdb), or with backend `ducklake` a
+    DuckLake whose catalog is `catalog` and whose data files go to `data_path` (docs/deployment.md)."""
 
-    path: str
+    path: str = ""
+    backend: str = "duckdb"
+    catalog: str = ""
+    data_path: str = ""
 
     def warehouse(self) -> Warehouse:
+        if self.backend == "ducklake":
+            from leap_orchestration.warehouse.lake import DuckLakeWarehouse
+
+            return DuckLakeWarehouse(self.catalog, self.data_path)
         return Warehouse(self.path)
+
+
+def default_warehouse_resource() -> WarehouseResource:
+    """The warehouse the settings name (as warehouse.configured_warehouse)."""
+    if settings.warehouse_backend() == "ducklake":
+        return WarehouseResource(
+            backend="ducklake", catalog=settings.ducklake_catalog(), data_path=settings.ducklake_data_path()
+        )
+    return WarehouseResource(path=str(settings.warehouse_path()))
 
 
 class ConfigurationResource(dg.ConfigurableResource):
@@ -138,7 +155,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     config = str(default_config_dir())
     resources: dict[str, dg.ConfigurableResource] = {
         "landing_store": LocalLandingStoreResource(root=str(settings.landing_root())),
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
+        "warehouse": default_warehouse_resource(),
         "configuration": ConfigurationResource(path=config),
     }
     if settings.landing_zone_backend() == "gcs":

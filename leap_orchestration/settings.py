@@ -40,6 +40,32 @@ def warehouse_path() -> Path:
     return leap_home() / "warehouse.duckdb"
 
 
+WAREHOUSE_BACKENDS = ("duckdb", "ducklake")
+
+
+def warehouse_backend() -> str:
+    """LEAP_WAREHOUSE: `duckdb` (default: the file $LEAP_HOME/warehouse.duckdb, one writer at a time) or `ducklake`
+    (several writers at once: catalog LEAP_DUCKLAKE_CATALOG, data files in LEAP_DUCKLAKE_DATA_PATH)."""
+    backend = os.environ.get("LEAP_WAREHOUSE", "duckdb").strip().lower()
+    if backend not in WAREHOUSE_BACKENDS:
+        raise ValueError(f"LEAP_WAREHOUSE must be one of {', '.join(WAREHOUSE_BACKENDS)}, not {backend!r}")
+    return backend
+
+
+def ducklake_catalog() -> str:
+    """DuckLake's metadata database, e.g. `postgres:dbname=lake host=db.internal user=leap`."""
+    catalog = os.environ.get("LEAP_DUCKLAKE_CATALOG", "").strip()
+    if not catalog:
+        raise ValueError(
+            "LEAP_WAREHOUSE=ducklake needs LEAP_DUCKLAKE_CATALOG (e.g. postgres:dbname=lake host=...)"
+        )
+    return catalog
+
+
+def ducklake_data_path() -> str:
+    return os.environ.get("LEAP_DUCKLAKE_DATA_PATH") or str(leap_home() / "lake")
+
+
 def settle_seconds() -> float:
     """How long a file dropped outside the SFTP server must keep the same size and mtime before it is taken."""
     return float(os.environ.get("LEAP_SETTLE_SECONDS", "2"))

@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import polars as pl
 
 from leap_orchestration.intake.process import Upload
 from leap_orchestration.warehouse import Warehouse
-from leap_orchestration.warehouse.duck import transaction
+from leap_orchestration.warehouse.duck import atomically, run
 
 LOCK_WAIT_SECONDS = 5.0
-_RECORD = """INSERT INTO landing_zone_ignored (object_key, version, tenant, size_bytes, updated_at, reported_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING object_key, version"""
 
 
 def _wait(seconds: float | None) -> float:
@@ -39,10 +38,40 @@ def record_ignored(
     if not objects:
         return []
     now = dt.datetime.now(dt.UTC)
-    rows = [(u.obj.key, u.obj.version, u.tenant, u.obj.size, u.received_at, now) for u in objects]
+    rows = pl.DataFrame(
+        {
+            "object_key": [u.obj.key for u in objects],
+            "version": [u.obj.version for u in objects],
+            "tenant": [u.tenant for u in objects],
+            "size_bytes": [u.obj.size for u in objects],
+            "updated_at": [u.received_at for u in objects],
+            "reported_at": [now] * len(objects),
+        },
+        schema={
+            "object_key": pl.String,
+            "version": pl.String,
+            "tenant": pl.String,
+            "size_bytes": pl.Int64,
+            "updated_at": pl.Datetime("us", "UTC"),
+            "reported_at": pl.Datetime("us", "UTC"),
+        },
+    )
+
+    def record(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+        con.register("_seen", rows)
+        try:
+            run(
+                con,
+                "CREATE OR REPLACE TEMP TABLE _fresh AS FROM _seen ANTI JOIN landing_zone_ignored USING (object_key, version)",
+            )
+            run(con, "INSERT INTO landing_zone_ignored BY NAME FROM _fresh")
+            return set(con.execute("SELECT object_key, version FROM _fresh").fetchall())
+        finally:
+            con.unregister("_seen")
+
     try:
-        with wh.connect(wait_seconds=_wait(wait_seconds)) as con, transaction(con):
-            new = {key for row in rows for key in con.execute(_RECORD, row).fetchall()}
+        with wh.connect(wait_seconds=_wait(wait_seconds)) as con:
+            new = atomically(con, lambda: record(con))
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             return None

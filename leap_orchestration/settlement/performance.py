@@ -12,7 +12,7 @@ import datetime as dt
 
 import duckdb
 
-from leap_orchestration.warehouse.duck import run, transaction
+from leap_orchestration.warehouse.duck import atomically, run
 
 # per-interval signed reduction of a `baselines` row b joined with its program p
 _REDUCTION = (
@@ -23,9 +23,11 @@ _INTERVAL_REDUCTION = f"CASE WHEN p.clip = 'interval' THEN greatest({_REDUCTION}
 
 
 def _replace(con: duckdb.DuckDBPyConnection, table: str, select: str, params=None) -> int:
-    with transaction(con):
+    def replace() -> None:
         run(con, f"DELETE FROM {table}")
-        run(con, f"INSERT INTO {table} {select}", params)
+        run(con, f"INSERT INTO {table} BY NAME {select}", params)
+
+    atomically(con, replace)
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
@@ -71,16 +73,17 @@ def rebuild_event_performance(con: duckdb.DuckDBPyConnection, now: dt.datetime) 
         ), numbered AS (  -- meters with a baseline and at least one actual to sum
             SELECT DISTINCT event_id, meter_id FROM baselines WHERE actual_kwh IS NOT NULL)
         SELECT s.event_id, s.meter_id, s.program_id, s.method,
-               CASE WHEN n.meter_id IS NULL THEN NULL ELSE coalesce(x.baseline_kwh, 0) END,
+               CASE WHEN n.meter_id IS NULL THEN NULL ELSE coalesce(x.baseline_kwh, 0) END AS baseline_kwh,
                s.actual_kwh,
                CASE WHEN n.meter_id IS NULL THEN NULL WHEN p.clip = 'event' THEN greatest(coalesce(x.reduction, 0), 0)
                     ELSE coalesce(x.reduction, 0) END AS reduction_kwh,
                CASE WHEN n.meter_id IS NULL OR s.intervals_present = 0 THEN NULL
                     ELSE (CASE WHEN p.clip = 'event' THEN greatest(x.reduction, 0) ELSE x.reduction END)
-                         / (s.intervals_present * 0.25) END,
+                         / (s.intervals_present * 0.25) END AS avg_reduction_kw,
                s.intervals_expected, s.intervals_present, s.status,
-               CASE WHEN n.meter_id IS NULL THEN NULL ELSE coalesce(x.unadjusted, 0) END,
-               date_diff('second', e.start_utc, e.end_utc) / 3600.0, p.channel, p.clip, $now
+               CASE WHEN n.meter_id IS NULL THEN NULL ELSE coalesce(x.unadjusted, 0) END AS unadjusted_baseline_kwh,
+               date_diff('second', e.start_utc, e.end_utc) / 3600.0 AS event_hours, p.channel, p.clip,
+               $now AS computed_at
         FROM baseline_status s JOIN programs p USING (program_id) JOIN dr_events e USING (event_id)
         LEFT JOIN numbered n ON n.event_id = s.event_id AND n.meter_id = s.meter_id
         LEFT JOIN sums x ON x.event_id = s.event_id AND x.meter_id = s.meter_id""",
@@ -97,14 +100,15 @@ def rebuild_hourly(con: duckdb.DuckDBPyConnection) -> int:
         f"""
         SELECT b.event_id, b.meter_id, b.program_id,
                b.interval_start_utc - to_minutes(minute(b.interval_start_utc AT TIME ZONE m.timezone)) AS hour_start_utc,
-               sum(b.adjusted_baseline_kwh), sum(b.actual_kwh), sum({_INTERVAL_REDUCTION})
+               sum(b.adjusted_baseline_kwh) AS baseline_kwh, sum(b.actual_kwh) AS actual_kwh,
+               sum({_INTERVAL_REDUCTION}) AS reduction_kwh
         FROM baselines b JOIN programs p USING (program_id) JOIN meters m USING (meter_id)
         GROUP BY ALL HAVING count(b.actual_kwh) = 4""",
     )
 
 
 # Per event: how many meters were enrolled, had numbers, were OK, and the totals over them (the columns of
-# program_event_performance, in order). The event_performance asset's charts read it before the roll-up is stored.
+# program_event_performance, by name). The event_performance asset's charts read it before the roll-up is stored.
 PROGRAM_EVENTS = """
     SELECT e.event_id, e.program_id, e.start_utc, e.end_utc, any_value(f.event_hours) AS event_hours,
            count(*) AS meters_enrolled, count(f.reduction_kwh) AS meters_with_numbers,
@@ -131,7 +135,8 @@ def rebuild_seasons(con: duckdb.DuckDBPyConnection) -> int:
             FROM event_performance f JOIN dr_events e USING (event_id)
             LEFT JOIN program_seasons s ON s.program_id = f.program_id AND e.start_utc >= s.start_utc AND e.start_utc < s.end_utc
         )
-        SELECT program_id, season_id, meter_id, count(*), count(reduction_kwh), sum(event_hours),
-               sum(coalesce(reduction_kwh, 0)), sum(coalesce(reduction_kwh, 0)) / sum(event_hours)
+        SELECT program_id, season_id, meter_id, count(*) AS events, count(reduction_kwh) AS events_with_numbers,
+               sum(event_hours) AS event_hours, sum(coalesce(reduction_kwh, 0)) AS reduction_kwh,
+               sum(coalesce(reduction_kwh, 0)) / sum(event_hours) AS avg_reduction_kw
         FROM placed GROUP BY ALL""",
     )

@@ -23,7 +23,7 @@ import duckdb
 from leap_orchestration.settlement.calendars import holidays_version
 from leap_orchestration.settlement.engine import EventResult, EventSpec, compute_event, reading_range
 from leap_orchestration.settlement.presets import preset_for
-from leap_orchestration.warehouse.duck import run, transaction
+from leap_orchestration.warehouse.duck import atomically, run
 
 # Bump when a change to the engine or the presets changes results: every event is then recomputed once.
 ENGINE_VERSION = "3"
@@ -159,9 +159,12 @@ def settle(
         unchanged=[e.event_id for e in look.ended if e not in look.stale],
         removed=len(set(look.stored) - set(keep)),
     )
-    with transaction(con):
+
+    def drop_removed() -> None:
         for table in (*EVENT_TABLES, "settled_events"):
             run(con, f"DELETE FROM {table} WHERE NOT list_contains(?, event_id)", [keep])
+
+    atomically(con, drop_removed)
     if (
         look.stale
     ):  # until this run ends, the next one must not trust the fast path (a crash may leave mixed inputs)
@@ -172,7 +175,11 @@ def settle(
         if log:
             log(event.event_id)
     run(con, "DELETE FROM settlement_state")
-    run(con, "INSERT INTO settlement_state VALUES (?, ?, ?)", [look.state_key, watermark, now])
+    run(
+        con,
+        "INSERT INTO settlement_state (state_key, readings_watermark, settled_at) VALUES (?, ?, ?)",
+        [look.state_key, watermark, now],
+    )
     return report
 
 
@@ -216,7 +223,8 @@ def _store(
         "method": event.preset.name,
         "now": now,
     }
-    with transaction(con):
+
+    def replace() -> None:
         for table in (*EVENT_TABLES, "settled_events"):
             run(con, f"DELETE FROM {table} WHERE event_id = ?", [event.event_id])
         for attribute, (table, columns, keys) in _STORED.items():
@@ -236,3 +244,5 @@ def _store(
             VALUES (?, ?, ?, ?, ?)""",
             [event.event_id, digest, result.status.height, now, run_id],
         )
+
+    atomically(con, replace)

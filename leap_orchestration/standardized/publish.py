@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import polars as pl
 
@@ -22,7 +23,7 @@ from leap_orchestration.config.models import Connector
 from leap_orchestration.standardized.meter_data import MeterHour, object_key, render
 from leap_orchestration.stores.buckets import BucketStore
 from leap_orchestration.warehouse import Warehouse
-from leap_orchestration.warehouse.duck import run
+from leap_orchestration.warehouse.duck import atomically, run, serialize_with
 
 log = logging.getLogger(__name__)
 CHUNK = 5_000  # objects rendered and written per step: bounds memory, records progress as it goes
@@ -99,13 +100,36 @@ def publish_standardized(
         for start in range(0, known.height, chunk):
             written = _publish_chunk(known.slice(start, chunk), by_id, buckets, run_id, now(), report)
             if written.height:
-                con.register("_written", written)
-                run(con, "INSERT OR REPLACE INTO standardized_hours BY NAME SELECT * FROM _written")
-                con.unregister("_written")
+                atomically(con, partial(_record_hours, con, written))
         if report.failed == 0:
             report.jobs = con.execute("SELECT count(*) FROM _new_jobs").fetchall()[0][0]
-            run(con, "INSERT OR IGNORE INTO standardized_jobs SELECT job_id, ? FROM _new_jobs", [now()])
+            atomically(con, partial(_record_jobs, con, now()))
     return report
+
+
+def _record_hours(con, written: pl.DataFrame) -> None:
+    """What each written object now holds (one row per connector, meter and hour)."""
+    serialize_with(con, "standardized_hours")  # a second publisher must not insert the same hour beside ours
+    con.register("_written", written)
+    try:
+        run(
+            con,
+            """MERGE INTO standardized_hours h USING _written w USING (connector_id, meter_id, hour_start_utc)
+               WHEN MATCHED THEN UPDATE
+               WHEN NOT MATCHED THEN INSERT BY NAME""",
+        )
+    finally:
+        con.unregister("_written")
+
+
+def _record_jobs(con, now: dt.datetime) -> None:
+    serialize_with(con, "standardized_hours")
+    run(
+        con,
+        """INSERT INTO standardized_jobs (job_id, standardized_at)
+           SELECT job_id, ? FROM _new_jobs WHERE job_id NOT IN (SELECT job_id FROM standardized_jobs)""",
+        [now],
+    )
 
 
 def _publish_chunk(

@@ -330,8 +330,11 @@ def _write_missing_reports(con, destinations: Destinations, now: dt.datetime, re
         destinations.write(partner_id, {MISSING_REPORT: data})
         run(
             con,
-            """INSERT OR REPLACE INTO partner_reports (partner_id, report, digest, written_at)
-               VALUES (?, ?, ?, ?)""",
+            """MERGE INTO partner_reports r
+               USING (SELECT ?::VARCHAR AS partner_id, ?::VARCHAR AS report, ?::VARCHAR AS digest,
+                             ?::TIMESTAMPTZ AS written_at) s USING (partner_id, report)
+               WHEN MATCHED THEN UPDATE SET digest = s.digest, written_at = s.written_at
+               WHEN NOT MATCHED THEN INSERT BY NAME""",
             [partner_id, MISSING_REPORT, digest, now],
         )
         report.reports_written.append(partner_id)

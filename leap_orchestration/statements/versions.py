@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import duckdb
 
 from leap_orchestration.statements.render import utc
-from leap_orchestration.warehouse.duck import run, transaction
+from leap_orchestration.warehouse.duck import atomically, run, serialize_with
 
 Lines = dict[str, dict]  # line key ("<meter>" or "<meter>@<interval start UTC>") -> its values
 
@@ -119,6 +119,10 @@ def status_cause(
     return [cause]
 
 
+class StatementRaced(RuntimeError):
+    """Another run issued the same version first: this run's drafts are stale."""
+
+
 def record(
     con: duckdb.DuckDBPyConnection,
     partner_id: str,
@@ -136,7 +140,18 @@ def record(
     lines: Lines,
 ) -> None:
     """The version issued, and its lines as the next version's reference, in one transaction."""
-    with transaction(con):
+
+    def issue() -> None:
+        # two builds of one statement at once (a manual run beside the automatic one) must not both issue it
+        serialize_with(con, "statements")
+        taken = con.execute(
+            "SELECT count(*) FROM statement_versions WHERE partner_id = ? AND statement_id = ? AND version >= ?",
+            [partner_id, statement_id, version],
+        ).fetchall()[0][0]
+        if taken:
+            raise StatementRaced(
+                f"{partner_id}'s {statement_id} V{version} was issued by another run meanwhile: materialize again"
+            )
         run(
             con,
             """INSERT INTO statement_versions (partner_id, statement_id, kind, program_id, subject_id, version,
@@ -176,3 +191,5 @@ def record(
                     "values": [json.dumps(lines[k], sort_keys=True) for k in keys],
                 },
             )
+
+    atomically(con, issue)

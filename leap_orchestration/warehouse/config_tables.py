@@ -10,7 +10,7 @@ import polars as pl
 
 from leap_orchestration.config.models import Configuration
 from leap_orchestration.config.ownership import ownership_frame
-from leap_orchestration.warehouse.duck import run, transaction
+from leap_orchestration.warehouse.duck import atomically, run
 
 # Each table's columns, in the order of the rows built below: inserts name them, so a column added to a table
 # (schema.sql) never shifts a value into the wrong place.
@@ -82,7 +82,8 @@ def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) ->
     ]
     seasons = [(p.program_id, s.season_id, s.start_utc, s.end_utc) for p in cfg.programs for s in p.seasons]
     events = [(e.event_id, e.program_id, e.start_utc, e.end_utc, e.event_type) for e in cfg.events]
-    with transaction(con):
+
+    def replace() -> None:
         for table, rows in (
             ("meters", meters),
             ("meter_ownership", ownership),
@@ -103,6 +104,8 @@ def replace_configuration(con: duckdb.DuckDBPyConnection, cfg: Configuration) ->
             "INSERT INTO config_loads (fingerprint, loaded_at, meters, programs, events) VALUES (?, ?, ?, ?, ?)",
             [cfg.fingerprint, now, len(meters), len(programs), len(events)],
         )
+
+    atomically(con, replace)
     return {
         "meters": len(meters),
         "ownership_windows": len(ownership),

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from leap_orchestration.config.ownership import OWNERSHIP_SCHEMA
-from leap_orchestration.warehouse.duck import run, transaction
+from leap_orchestration.warehouse.duck import atomically, run, serialize_with
 
 
 class ConfigurationNotLoaded(RuntimeError):
@@ -44,12 +44,18 @@ def start_job(
 ) -> None:
     run(
         con,
-        """INSERT INTO uploads (upload_id, tenant, file_name, source_key, version, size_bytes, job_id, status,
-                                received_at, run_id, connector_id,
-                                attempts)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'PROCESSING', ?, ?, ?, 1)
-           ON CONFLICT (upload_id) DO UPDATE SET status = 'PROCESSING', run_id = excluded.run_id,
-                                                 attempts = coalesce(uploads.attempts, 0) + 1""",
+        """MERGE INTO uploads u
+           USING (SELECT ?::VARCHAR AS upload_id, ?::VARCHAR AS tenant, ?::VARCHAR AS file_name,
+                         ?::VARCHAR AS source_key, ?::VARCHAR AS version, ?::BIGINT AS size_bytes,
+                         ?::VARCHAR AS job_id, ?::TIMESTAMPTZ AS received_at, ?::VARCHAR AS run_id,
+                         ?::VARCHAR AS connector_id) s
+           USING (upload_id)
+           WHEN MATCHED THEN UPDATE SET status = 'PROCESSING', run_id = s.run_id,
+                                        attempts = coalesce(u.attempts, 0) + 1
+           WHEN NOT MATCHED THEN INSERT (upload_id, tenant, file_name, source_key, version, size_bytes, job_id,
+                                         status, received_at, run_id, connector_id, attempts)
+               VALUES (s.upload_id, s.tenant, s.file_name, s.source_key, s.version, s.size_bytes, s.job_id,
+                       'PROCESSING', s.received_at, s.run_id, s.connector_id, 1)""",
         [upload_id, tenant, name, key, version, size, job_id, received_at, run_id, connector_id],
     )
 
@@ -64,12 +70,16 @@ def finish_job(con, *, upload_id, job_id, received_at, report, sha256, result_ke
     status = "COMPLETED" if report.valid else "FAILED"
     summary = [[column, code, n] for (column, code), n in sorted(report.counts.items())]
     warnings = sum(n for (_, code), n in report.counts.items()) - report.error_count
-    with transaction(con):
+
+    def record() -> None:
         run(con, "DELETE FROM upload_errors WHERE job_id = ?", [job_id])
         _insert_findings(con, job_id, report.details + report.warnings)
-        loaded = (
-            _load_readings(con, report.staged_table, job_id, received_at, processed_at) if report.valid else 0
-        )
+        loaded = 0
+        if report.valid:
+            # loads commit one after the other (on a multi-writer backend too): two uploads of one meter
+            # committing at once would each see the other's rows as absent and both insert them
+            serialize_with(con, "interval_readings")
+            loaded = _load_readings(con, report.staged_table, job_id, received_at, processed_at)
         run(
             con,
             """UPDATE uploads SET status = ?, sha256 = ?, rows_total = ?, rows_loaded = ?, error_count = ?,
@@ -90,6 +100,8 @@ def finish_job(con, *, upload_id, job_id, received_at, report, sha256, result_ke
                 upload_id,
             ],
         )
+
+    atomically(con, record)
     return status
 
 
@@ -117,7 +129,7 @@ def _insert_findings(con, job_id: str, findings: list) -> None:
     )
     con.register("_findings", rows)
     try:
-        run(con, "INSERT INTO upload_errors SELECT * FROM _findings")
+        run(con, "INSERT INTO upload_errors BY NAME SELECT * FROM _findings")
     finally:
         con.unregister("_findings")
 
@@ -134,8 +146,8 @@ def _load_readings(con, staged: str, job_id: str, received_at: dt.datetime, now:
     # current rows that this upload replaces
     run(
         con,
-        f"""INSERT INTO interval_readings_superseded
-           SELECT r.*, $job, $now FROM interval_readings r
+        f"""INSERT INTO interval_readings_superseded BY NAME
+           SELECT r.*, $job AS superseded_by_job_id, $now AS superseded_at FROM interval_readings r
            JOIN {staged} s USING (meter_id, interval_start_utc) WHERE r.received_at <= $received""",
         params,
     )
@@ -149,14 +161,15 @@ def _load_readings(con, staged: str, job_id: str, received_at: dt.datetime, now:
     # rows of this upload that a later-received upload already replaced (processed out of order)
     run(
         con,
-        f"""INSERT INTO interval_readings_superseded
-            SELECT {s_cols}, $job, $received, $now, r.job_id, $now FROM {staged} s
+        f"""INSERT INTO interval_readings_superseded BY NAME
+            SELECT {s_cols}, $job AS job_id, $received AS received_at, $now AS loaded_at,
+                   r.job_id AS superseded_by_job_id, $now AS superseded_at FROM {staged} s
             JOIN interval_readings r USING (meter_id, interval_start_utc)""",
         params,
     )
     return con.execute(
-        f"""INSERT INTO interval_readings
-            SELECT {s_cols}, $job, $received, $now FROM {staged} s
+        f"""INSERT INTO interval_readings BY NAME
+            SELECT {s_cols}, $job AS job_id, $received AS received_at, $now AS loaded_at FROM {staged} s
             ANTI JOIN interval_readings r USING (meter_id, interval_start_utc)""",
         params,
     ).fetchall()[0][0]

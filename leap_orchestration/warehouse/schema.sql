@@ -344,3 +344,13 @@ CREATE TABLE IF NOT EXISTS partner_reports (
     written_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (partner_id, report)
 );
+
+-- One row per group of writers that must commit one after the other even on a multi-writer backend (see
+-- duck.serialize_with): a commit of the group updates its row, and two concurrent updates of a row conflict.
+CREATE TABLE IF NOT EXISTS write_serials (
+    name VARCHAR NOT NULL,
+    commits BIGINT NOT NULL
+);
+INSERT INTO write_serials (name, commits)
+    SELECT name, 0 FROM (VALUES ('interval_readings'), ('standardized_hours'), ('statements')) AS v(name)
+    WHERE name NOT IN (SELECT name FROM write_serials);

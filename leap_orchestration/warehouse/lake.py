@@ -1,0 +1,129 @@
+"""The multi-writer warehouse: DuckLake, a catalog in PostgreSQL and the data as Parquet files in a folder or a
+bucket, so workers on several machines write at once.
+
+The same SQL runs on it as on the DuckDB file: a connection is an in-memory DuckDB with the lake attached as its
+default catalog (temporary tables stay in memory, per connection). What differs:
+- DuckLake has no PRIMARY KEY or UNIQUE constraints: the schema is applied without them, every upsert is a
+  MERGE (the same statement on both backends), and writers that could insert the same key serialize on a row
+  of `write_serials` (duck.serialize_with).
+- Writers are optimistic: a commit that conflicts with another writer's (one deleted from a table the other
+  writes) fails, and duck.run / duck.atomically do that work again on the new state.
+- The schema is applied once per version of schema.sql (recorded in `warehouse_schema`), not on every connect:
+  a DDL statement would make concurrent writers conflict.
+The `ducklake` and `postgres_scanner` extensions come from PyPI wheels (the `ducklake` extra), loaded from their
+files so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+from pathlib import Path
+
+import duckdb
+
+from leap_orchestration.warehouse.duck import Warehouse, atomically, run, schema_sql
+
+LAKE = "lake"  # the attached catalog's name; USE makes it the default, so the SQL never names it
+_KEYS = re.compile(r"\s+PRIMARY KEY\b(?!\s*\()|,(\s*--[^\n]*)?\s*PRIMARY KEY\s*\([^)]*\)", re.IGNORECASE)
+# a column added to an existing table can't have an expression as its default; the project's inserts name every
+# column, so the defaults only ever mattered to rows of DuckDB files older than the column
+_ADDED_DEFAULT = re.compile(r"(ADD COLUMN IF NOT EXISTS \w+ \w+) DEFAULT [^;]*;", re.IGNORECASE)
+
+
+def _extension(name: str) -> str:
+    module = importlib.import_module(f"duckdb_extension_{name}")
+    path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.exists():
+        raise RuntimeError(f"no {name} extension for DuckDB {duckdb.__version__} at {path}")
+    return str(path)
+
+
+def lake_schema_sql() -> str:
+    """schema.sql without what DuckLake refuses: key constraints (the keys stay documented in its comments) and
+    the defaults of added columns."""
+    return _ADDED_DEFAULT.sub(r"\1;", _KEYS.sub(lambda m: m.group(1) or "", schema_sql()))
+
+
+class DuckLakeWarehouse(Warehouse):
+    """`catalog`: DuckLake's metadata database, e.g. `postgres:dbname=lake host=db user=leap` (libpq reads the
+    password from PGPASSWORD or ~/.pgpass). `data_path`: where the Parquet files go (a folder, or gs://bucket/...
+    with DuckDB's httpfs credentials)."""
+
+    multi_writer = True
+
+    def __init__(self, catalog: str, data_path: str | Path, memory_limit: str = "1GB"):
+        super().__init__(Path(str(data_path)), memory_limit)
+        self.catalog = catalog
+        self.data_path = str(data_path)
+
+    def __str__(self) -> str:
+        return f"ducklake:{_without_password(self.catalog)} (data in {self.data_path})"
+
+    def exists(self) -> bool:
+        try:
+            con = self._open(read_only=True, wait_seconds=0)
+        except duckdb.Error:
+            return False
+        try:
+            return _has_table(con, "uploads")
+        finally:
+            con.close()
+
+    def _open(self, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+        if "://" not in self.data_path:
+            Path(self.data_path).mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(config={"memory_limit": self.memory_limit})
+        try:
+            run(con, f"LOAD '{_extension('postgres_scanner')}'")
+            run(con, f"LOAD '{_extension('ducklake')}'")
+            data_path = self.data_path.rstrip("/") + "/"
+            options = "READ_ONLY" if read_only else f"DATA_PATH {_quote(data_path)}"
+            run(con, f"ATTACH {_quote('ducklake:' + self.catalog)} AS {LAKE} ({options})")
+            run(con, f"USE {LAKE}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        sql = lake_schema_sql()
+        digest = hashlib.sha256(sql.encode()).hexdigest()
+        if _applied(con, digest):
+            return
+
+        def apply() -> None:
+            if not _applied(con, digest):  # another worker may have applied it meanwhile
+                run(con, sql)
+                run(
+                    con,
+                    "CREATE TABLE IF NOT EXISTS warehouse_schema (digest VARCHAR, applied_at TIMESTAMPTZ)",
+                )
+                run(con, "INSERT INTO warehouse_schema (digest, applied_at) VALUES (?, now())", [digest])
+
+        atomically(con, apply)
+
+
+def _applied(con: duckdb.DuckDBPyConnection, digest: str) -> bool:
+    # looked up in the catalog, not by catching the error: an error would abort the enclosing transaction
+    if not _has_table(con, "warehouse_schema"):
+        return False
+    return bool(
+        con.execute("SELECT count(*) FROM warehouse_schema WHERE digest = ?", [digest]).fetchall()[0][0]
+    )
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [LAKE, name]
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _without_password(catalog: str) -> str:
+    return re.sub(r"password=\S+", "password=***", catalog)

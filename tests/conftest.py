@@ -43,6 +43,45 @@ def cli_env(leap_home) -> dict:
     }
 
 
+WAREHOUSE_BACKENDS = ["duckdb", "ducklake"]
+
+
+@pytest.fixture(scope="session")
+def lake_catalogs():
+    """One PostgreSQL server per test process for DuckLake catalogs, started when a test first needs one; each
+    test gets a database of its own (`new_catalog()`)."""
+    import itertools
+
+    import psycopg2
+    from pg_support import postgres_server
+
+    with postgres_server("postgres_lakes") as env:
+        numbers = itertools.count()
+
+        def new_catalog() -> str:
+            name = f"lake_{next(numbers)}"
+            con = psycopg2.connect(host="127.0.0.1", port=env["DAGSTER_PG_PORT"], user="leap", dbname="postgres")
+            con.autocommit = True
+            con.cursor().execute(f"CREATE DATABASE {name}")
+            con.close()
+            return f"postgres:dbname={name} host=127.0.0.1 port={env['DAGSTER_PG_PORT']} user=leap"
+
+        yield new_catalog
+
+
+@pytest.fixture(params=WAREHOUSE_BACKENDS)
+def blank_warehouse(request, tmp_path):
+    """An empty warehouse on each backend: the DuckDB file, and DuckLake (catalog in a real PostgreSQL, data
+    files in a folder). Tests of the warehouse's users take this one, so the same tests run on both."""
+    from leap_orchestration.warehouse import Warehouse
+
+    if request.param == "duckdb":
+        return Warehouse(tmp_path / "w.duckdb")
+    from leap_orchestration.warehouse.lake import DuckLakeWarehouse
+
+    return DuckLakeWarehouse(request.getfixturevalue("lake_catalogs")(), tmp_path / "lake")
+
+
 @pytest.fixture
 def warehouse(leap_home):
     """A DuckDB warehouse file with the demo configuration loaded."""

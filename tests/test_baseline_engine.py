@@ -8,7 +8,6 @@ import pytest
 
 from leap_orchestration.settlement.engine import EventSpec, compute_event
 from leap_orchestration.settlement.presets import preset_for
-from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse.duck import run
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -20,8 +19,8 @@ def local(y, mo, d, h, mi=0):
 
 
 @pytest.fixture
-def con(tmp_path):
-    with Warehouse(tmp_path / "w.duckdb").connect() as c:
+def con(blank_warehouse):
+    with blank_warehouse.connect() as c:
         run(c, "INSERT INTO meters (meter_id, timezone) VALUES (?, 'America/Los_Angeles')", [METER])
         run(c, "INSERT INTO meter_enrollments VALUES (?, 'p', '2025-01-01', NULL)", [METER])
         yield c

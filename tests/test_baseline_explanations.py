@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 
 from leap_orchestration.settlement.engine import DAY_OUTCOMES, compute_event
-from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse.duck import run
 from tests.test_baseline_presets import (
     LA,
@@ -29,8 +28,8 @@ from tests.test_baseline_presets import (
 
 
 @pytest.fixture
-def con(tmp_path):
-    with Warehouse(tmp_path / "w.duckdb").connect() as c:
+def con(blank_warehouse):
+    with blank_warehouse.connect() as c:
         yield c
 
 

@@ -15,7 +15,6 @@ import pytest
 
 from leap_orchestration.settlement.engine import DAY_OUTCOMES, EventSpec, compute_event
 from leap_orchestration.settlement.presets import preset_for
-from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse.duck import run
 
 LA, NY = ZoneInfo("America/Los_Angeles"), ZoneInfo("America/New_York")
@@ -36,8 +35,8 @@ DAY_MATCHING = [
 
 
 @pytest.fixture
-def con(tmp_path):
-    with Warehouse(tmp_path / "w.duckdb").connect() as c:
+def con(blank_warehouse):
+    with blank_warehouse.connect() as c:
         yield c
 
 

@@ -122,3 +122,21 @@ def test_sftp_latency_self_contained(run_bench):
     assert lines(
         out, rf"^close -> result: median {NUMBER} s, p95 {NUMBER} s, max {NUMBER} s over 2 uploads"
     ), out
+
+
+@pytest.mark.slow
+def test_scale_curves(run_bench):
+    out = run_bench(
+        "scale_curves.py",
+        *("--meters", "20,40", "--uploads", "1,3", "--processed", "200"),
+        *("--size-meters", "5", "--size-days", "4", "--repeat", "1"),
+    )
+    assert lines(out, r"^machine: .* cores, .* GB RAM; Python .*duckdb .*polars "), out
+    for meters in (20, 40):
+        assert lines(out, rf"^settlement meters={meters} days=45 readings=\d+ seconds={NUMBER} "), out
+    for uploads in (1, 3):
+        assert lines(out, rf"^intake uploads={uploads} rows={uploads * 384} seconds={NUMBER} "), out
+    assert lines(
+        out, rf"^sensor processed=200 uploads_rows=200 idle_tick_seconds={NUMBER} .* runs_requested=4 "
+    ), out
+    assert lines(out, r"^warehouse meters=5 days=4 readings=1920 .* mb_per_meter_year=-?[0-9.]+"), out

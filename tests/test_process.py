@@ -19,9 +19,9 @@ INBOX = f"{PARTNER}/interval-data/"
 
 
 @pytest.fixture
-def env(leap_home):
+def env(leap_home, blank_warehouse):
     store = LocalLandingStore(leap_home / "landing")
-    wh = Warehouse(leap_home / "warehouse.duckdb")
+    wh = blank_warehouse
     with wh.connect() as con:
         replace_configuration(con, load_configuration(leap_home / "config"))
     return store, wh

@@ -31,8 +31,8 @@ def local(day: dt.date, h: int, mi: int = 0) -> dt.datetime:
 
 
 @pytest.fixture
-def con(tmp_path):
-    with Warehouse(tmp_path / "w.duckdb").connect() as c:
+def con(blank_warehouse):
+    with blank_warehouse.connect() as c:
         run(c, "INSERT INTO config_loads VALUES ('fp-1', now(), 0, 0, 0)")
         yield c
 

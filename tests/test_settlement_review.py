@@ -18,8 +18,8 @@ JULY, SEPT = dt.date(2025, 7, 16), dt.date(2025, 9, 17)
 
 
 @pytest.fixture
-def con(tmp_path):
-    with Warehouse(tmp_path / "w.duckdb").connect() as c:
+def con(blank_warehouse):
+    with blank_warehouse.connect() as c:
         run(c, "INSERT INTO config_loads VALUES ('fp-1', now(), 0, 0, 0)")
         yield c
 

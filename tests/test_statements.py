@@ -34,8 +34,8 @@ def value(day, lt):
 
 
 @pytest.fixture
-def world(tmp_path):
-    with Warehouse(tmp_path / "w.duckdb").connect() as con:
+def world(blank_warehouse, tmp_path):
+    with blank_warehouse.connect() as con:
         run(con, "INSERT INTO config_loads VALUES ('fp-1', now(), 0, 0, 0)")
         yield _world(con, tmp_path)
 
@@ -178,9 +178,10 @@ def late_upload(con, meter, start, new_value, job_id, tenant, file_name, now):
     )
     run(
         con,
-        """INSERT OR IGNORE INTO uploads (upload_id, tenant, file_name, source_key, version, job_id, status, run_id)
-           VALUES (?, ?, ?, ?, 'v1', ?, 'COMPLETED', 'run-late')""",
-        [f"{tenant}/{file_name}@v1", tenant, file_name, f"{tenant}/interval-data/{file_name}", job_id],
+        """INSERT INTO uploads (upload_id, tenant, file_name, source_key, version, job_id, status, run_id)
+           SELECT ?, ?, ?, ?, 'v1', ?, 'COMPLETED', 'run-late' WHERE ? NOT IN (SELECT upload_id FROM uploads)""",
+        [f"{tenant}/{file_name}@v1", tenant, file_name, f"{tenant}/interval-data/{file_name}", job_id]
+        + [f"{tenant}/{file_name}@v1"],
     )
 
 

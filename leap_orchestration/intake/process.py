@@ -114,9 +114,9 @@ def process_upload(
     """Take one upload to its end state. Whatever the file holds or does to the checks, it ends in accepted/ or
     failed/ (SYS_0001/0002 for faults that are ours); only infrastructure faults (no configuration loaded, the
     warehouse or store unreachable) raise, leaving the file pending for the next run."""
-    # The warehouse connection (DuckDB's file lock) is held until the original has moved, so two processes on
-    # one home take an upload in turns: the second finds it gone, never half-moved.
-    with warehouse.connect() as con:
+    # The upload is held (the DuckDB file's lock, or DuckLake's advisory lock on its key) until the original has
+    # moved, so two processes on one home take an upload in turns: the second finds it gone, never half-moved.
+    with warehouse.hold(f"upload {upload.obj.key}"), warehouse.connect() as con:
         obj = store.stat(upload.obj.key)
         if obj is None or obj.version != upload.obj.version:
             return Outcome(

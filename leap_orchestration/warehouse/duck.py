@@ -11,6 +11,7 @@ on a multi-writer backend) roll back and do its work again on the new state.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -25,6 +26,7 @@ import duckdb
 LOCK_WAIT_SECONDS = 600  # default; LEAP_DUCKDB_LOCK_WAIT_SECONDS overrides (0 = fail at once, as tests use)
 CONFLICT_ATTEMPTS = 30  # a writer that loses this many commits in a row is stuck, not unlucky: raise
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def schema_sql() -> str:
@@ -63,6 +65,12 @@ class Warehouse:
         finally:
             con.close()
 
+    @contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """While inside, no other process holds `name`: the work on one upload is one process's at a time. On
+        the file, a write connection already excludes every other process, so there is nothing more to do."""
+        yield
+
     def _open(self, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline, delay = time.monotonic() + wait_seconds, 0.05
@@ -86,6 +94,7 @@ def is_write_conflict(exc: BaseException) -> bool:
 
 
 def _pause(attempt: int) -> None:
+    log.info("a commit lost to another writer's; doing its work again (attempt %d)", attempt + 2)
     time.sleep(min(0.02 * 1.5**attempt, 1.0) * random.uniform(0.5, 1.5))  # jitter: losers don't collide again
 
 

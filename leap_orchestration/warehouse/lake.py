@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -26,10 +30,17 @@ import duckdb
 from leap_orchestration.warehouse.duck import Warehouse, atomically, run, schema_sql
 
 LAKE = "lake"  # the attached catalog's name; USE makes it the default, so the SQL never names it
+# per process: the in-memory DuckDB databases with a lake attached, and the schema versions known applied
+_DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}
+_SCHEMA_APPLIED: set[tuple[str, str]] = set()
+_LOCK = threading.Lock()
+HOLD_WAIT_SECONDS = 600  # as long as a writer waits for the DuckDB file's lock
 _KEYS = re.compile(r"\s+PRIMARY KEY\b(?!\s*\()|,(\s*--[^\n]*)?\s*PRIMARY KEY\s*\([^)]*\)", re.IGNORECASE)
-# a column added to an existing table can't have an expression as its default; the project's inserts name every
-# column, so the defaults only ever mattered to rows of DuckDB files older than the column
-_ADDED_DEFAULT = re.compile(r"(ADD COLUMN IF NOT EXISTS \w+ \w+) DEFAULT [^;]*;", re.IGNORECASE)
+# DuckLake adds a column only without a default (that would be an expression to fill old rows with); the
+# default for new rows is set after, as a literal
+_ADDED_DEFAULT = re.compile(
+    r"ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) (\w+) DEFAULT ([^;]*);", re.IGNORECASE
+)
 
 
 def _extension(name: str) -> str:
@@ -41,9 +52,13 @@ def _extension(name: str) -> str:
 
 
 def lake_schema_sql() -> str:
-    """schema.sql without what DuckLake refuses: key constraints (the keys stay documented in its comments) and
-    the defaults of added columns."""
-    return _ADDED_DEFAULT.sub(r"\1;", _KEYS.sub(lambda m: m.group(1) or "", schema_sql()))
+    """schema.sql as DuckLake takes it: without key constraints (the keys stay documented in its comments), and
+    added columns' defaults set in a statement of their own."""
+    without_keys = _KEYS.sub(lambda m: m.group(1) or "", schema_sql())
+    return _ADDED_DEFAULT.sub(
+        r"ALTER TABLE \1 ADD COLUMN IF NOT EXISTS \2 \3; ALTER TABLE \1 ALTER \2 SET DEFAULT \4;",
+        without_keys,
+    )
 
 
 class DuckLakeWarehouse(Warehouse):
@@ -71,7 +86,43 @@ class DuckLakeWarehouse(Warehouse):
         finally:
             con.close()
 
+    @contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """A PostgreSQL advisory lock on the catalog's server, held by a connection of its own: it is released
+        when the block ends or when this process dies, however it dies (as the DuckDB file's lock is)."""
+        import psycopg2
+
+        if not self.catalog.startswith("postgres:"):
+            raise ValueError("holding a name across workers needs a PostgreSQL catalog (postgres:...)")
+        con = psycopg2.connect(self.catalog.removeprefix("postgres:"))
+        try:
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute("SET lock_timeout = %s", [f"{HOLD_WAIT_SECONDS}s"])
+                cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [name])
+            yield
+        finally:
+            con.close()
+
     def _open(self, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+        """A new connection to this process's database with the lake attached (attaching costs a few hundred
+        ms of catalog reads: once per process, not per connection). Temporary tables stay per connection."""
+        con = self._database(read_only).cursor()
+        try:
+            run(con, f"USE {LAKE}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _database(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        key = (self.catalog, self.data_path, self.memory_limit, read_only, os.getpid())
+        with _LOCK:
+            if key not in _DATABASES:
+                _DATABASES[key] = self._attach(read_only)
+            return _DATABASES[key]
+
+    def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if "://" not in self.data_path:
             Path(self.data_path).mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(config={"memory_limit": self.memory_limit})
@@ -81,7 +132,6 @@ class DuckLakeWarehouse(Warehouse):
             data_path = self.data_path.rstrip("/") + "/"
             options = "READ_ONLY" if read_only else f"DATA_PATH {_quote(data_path)}"
             run(con, f"ATTACH {_quote('ducklake:' + self.catalog)} AS {LAKE} ({options})")
-            run(con, f"USE {LAKE}")
         except BaseException:
             con.close()
             raise
@@ -90,7 +140,8 @@ class DuckLakeWarehouse(Warehouse):
     def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         sql = lake_schema_sql()
         digest = hashlib.sha256(sql.encode()).hexdigest()
-        if _applied(con, digest):
+        if (self.catalog, digest) in _SCHEMA_APPLIED or _applied(con, digest):
+            _SCHEMA_APPLIED.add((self.catalog, digest))
             return
 
         def apply() -> None:
@@ -103,6 +154,7 @@ class DuckLakeWarehouse(Warehouse):
                 run(con, "INSERT INTO warehouse_schema (digest, applied_at) VALUES (?, now())", [digest])
 
         atomically(con, apply)
+        _SCHEMA_APPLIED.add((self.catalog, digest))
 
 
 def _applied(con: duckdb.DuckDBPyConnection, digest: str) -> bool:

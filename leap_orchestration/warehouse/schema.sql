@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS programs (
 ALTER TABLE programs ADD COLUMN IF NOT EXISTS overrides JSON DEFAULT '{}';   -- {"name": "value"} over the preset
 ALTER TABLE programs ADD COLUMN IF NOT EXISTS clip VARCHAR DEFAULT 'none';   -- none | event | interval
 -- how long after an event's end readings may still come (programs.xml dataDeadline); numbers are preliminary until
-ALTER TABLE programs ADD COLUMN IF NOT EXISTS data_deadline INTERVAL DEFAULT INTERVAL 60 DAY;
+ALTER TABLE programs ADD COLUMN IF NOT EXISTS data_deadline INTERVAL DEFAULT '60 days';
 CREATE TABLE IF NOT EXISTS program_seasons (
     program_id VARCHAR NOT NULL,
     season_id VARCHAR NOT NULL,

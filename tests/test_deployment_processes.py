@@ -1,0 +1,203 @@
+"""The standard OSS deployment, on one machine: a code server, the daemon and the webserver as separate
+processes on a PostgreSQL instance (dagster.postgres.yaml), the warehouse on DuckLake with the `duckdb` pool
+raised to 2. Partners' uploads (sensor runs), a connector run and settlement (automation) run at once."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg2
+import pytest
+from gcs_support import free_port
+from pg_support import postgres_server
+from test_end_to_end import BIN, REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+import multi_writer as mw  # noqa: E402
+
+from leap_orchestration.stores import LocalLandingStore  # noqa: E402
+
+pytestmark = pytest.mark.slow
+LOCATION = "leap_orchestration.definitions"
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], env: dict, log: Path):
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_for(check, timeout: float, what: str, logs: list[Path]):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(1)
+    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+
+
+def runs(pg: dict) -> list[tuple]:
+    """(job, status, start, end, whether it is a settlement run) of every run in the instance's storage."""
+    con = psycopg2.connect(
+        host=pg["DAGSTER_PG_HOST"], port=pg["DAGSTER_PG_PORT"], user="leap", dbname=pg["DAGSTER_PG_DB"]
+    )
+    with con, con.cursor() as cur:
+        cur.execute(
+            """SELECT pipeline_name, status, start_time, end_time,
+                      EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.run_id AND t.key = 'leap/settlement')
+               FROM runs r ORDER BY start_time"""
+        )
+        found = cur.fetchall()
+    con.close()
+    return found
+
+
+def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_home, tmp_path):
+    with postgres_server() as pg:
+        lake = psycopg2.connect(host="127.0.0.1", port=pg["DAGSTER_PG_PORT"], user="leap", dbname="postgres")
+        lake.autocommit = True
+        lake.cursor().execute("CREATE DATABASE lake")
+        lake.close()
+        env = {
+            **cli_env,
+            **pg,
+            "LEAP_WAREHOUSE": "ducklake",
+            "LEAP_DUCKLAKE_CATALOG": f"postgres:dbname=lake host=127.0.0.1 port={pg['DAGSTER_PG_PORT']} user=leap",
+            "LEAP_DUCKLAKE_DATA_PATH": str(tmp_path / "lake"),
+            "LEAP_SENSOR_INTERVAL": "1",
+        }
+        shutil.copy(REPO / "dagster.postgres.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+        dagster = str(BIN / "dagster")
+        # DuckLake takes concurrent writers: two writer steps at a time instead of the file's one
+        subprocess.run([dagster, "instance", "concurrency", "set", "duckdb", "2"], env=env, check=True)
+        loaded = subprocess.run(
+            [dagster, "asset", "materialize", "--select", "meter_configuration", "-m", LOCATION],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
+
+        grpc, web = free_port(), free_port()
+        workspace = tmp_path / "workspace.yaml"
+        workspace.write_text(
+            f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {grpc}\n      location_name: {LOCATION}\n"
+        )
+        logs = [tmp_path / f"{name}.log" for name in ("code-server", "daemon", "webserver")]
+        with (
+            process(
+                [dagster, "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc), "-m", LOCATION],
+                env,
+                logs[0],
+            ),
+            process([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, logs[1]),
+            process(
+                [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(web)],
+                env,
+                logs[2],
+            ),
+        ):
+
+            def healthy() -> bool:
+                check = [dagster, "api", "grpc-health-check", "-p", str(grpc)]
+                return subprocess.run(check, env=env, capture_output=True).returncode == 0
+
+            wait_for(healthy, 120, "the code server", logs)
+            # two partners' uploads for the inbox sensor, and a connector's file for a run launched by hand
+            store = LocalLandingStore(leap_home / "landing")
+            keys = mw.drop_uploads(store, files=3, meters=10, days=20)
+            zone = leap_home / "buckets" / "landing_zone" / "ext_conn1" / "connector.csv"
+            zone.parent.mkdir(parents=True, exist_ok=True)
+            zone.write_bytes(mw.upload_text(mw.partner_meters("participant_1", 2), mw.FIRST_DAY, 2, 0.5))
+            launched = subprocess.run(
+                [
+                    dagster,
+                    "job",
+                    "launch",
+                    "-j",
+                    "landing_zone_connector",
+                    "-w",
+                    str(workspace),
+                    "-l",
+                    LOCATION,
+                ],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert launched.returncode == 0, launched.stderr[-3000:]
+
+            def all_done():
+                found = runs(pg)
+                jobs = {job for job, *_ in found}
+                busy = [r for r in found if r[1] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")]
+                settled = any(is_settlement for *_, is_settlement in found)
+                wanted = {"process_uploads", "landing_zone_connector"} <= jobs and settled
+                return found if wanted and not busy else None
+
+            found = wait_for(all_done, 420, "the intake, connector and settlement runs", logs)
+            assert all(status == "SUCCESS" for _, status, *_ in found), found
+            # at least two writer runs were going at the same moment
+            spans = [(start, end) for _, _, start, end, _ in found]
+            assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), (
+                spans
+            )
+
+            # the webserver serves the same instance: its GraphQL lists the runs
+            query = json.dumps(
+                {"query": "{ runsOrError { ... on Runs { results { jobName status } } } }"}
+            ).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{web}/graphql", data=query, headers={"Content-Type": "application/json"}
+            )
+            wait_for(lambda: _answers(request), 120, "the webserver", logs)
+            served = json.loads(urllib.request.urlopen(request, timeout=30).read())["data"]["runsOrError"][
+                "results"
+            ]
+            assert len(served) == len(found) and {r["status"] for r in served} == {"SUCCESS"}
+
+        warehouse = mw.open_warehouse(
+            ("ducklake", env["LEAP_DUCKLAKE_CATALOG"], env["LEAP_DUCKLAKE_DATA_PATH"])
+        )
+        with warehouse.connect(read_only=True) as con:
+            uploads = con.execute("SELECT status, count(*) FROM uploads GROUP BY ALL").fetchall()
+            readings = con.execute(
+                "SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM interval_readings"
+            ).fetchall()
+            settled = con.execute("SELECT count(*) FROM settled_events").fetchall()[0][0]
+        assert uploads == [("COMPLETED", 7)]
+        expected = 2 * 3 * 10 * 20 * 96 + 2 * 2 * 96
+        assert readings == [(expected, expected)]
+        assert settled > 0, found
+        assert sorted(keys) == sorted(mw.PARTNERS)
+
+
+def _answers(request) -> bool:
+    try:
+        urllib.request.urlopen(request, timeout=10).read()
+        return True
+    except OSError:
+        return False

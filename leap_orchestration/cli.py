@@ -200,6 +200,22 @@ def _serve_demo(home: Path, partner: str, sample: Path, ui_port: int, sftp_port:
     dagster_home = (home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / settings.dagster_instance_file(), dagster_home / "dagster.yaml")
+    if (
+        settings.warehouse_backend() == "ducklake"
+    ):  # writers may overlap: raise the pool dagster.yaml sets to 1
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "instance",
+                "concurrency",
+                "set",
+                "duckdb",
+                str(settings.DUCKLAKE_WRITER_SLOTS),
+            ],
+            env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            check=True,
+            capture_output=True,
+        )
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     dagster_log, sftp_log = logs / "dagster.log", logs / "sftp-server.log"

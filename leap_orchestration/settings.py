@@ -41,6 +41,9 @@ def warehouse_path() -> Path:
 
 
 WAREHOUSE_BACKENDS = ("duckdb", "ducklake")
+# writer steps at once (the `duckdb` pool) on DuckLake: two workers measured at BENCHMARKS.md's multi-writer
+# figures; the file backend stays at dagster.yaml's 1
+DUCKLAKE_WRITER_SLOTS = 2
 
 
 def warehouse_backend() -> str:

@@ -22,6 +22,7 @@ from test_end_to_end import BIN, REPO
 sys.path.insert(0, str(REPO / "bench"))
 import multi_writer as mw  # noqa: E402
 
+from leap_orchestration import settings  # noqa: E402
 from leap_orchestration.stores import LocalLandingStore  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -88,7 +89,11 @@ def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_h
         shutil.copy(REPO / "dagster.postgres.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
         dagster = str(BIN / "dagster")
         # DuckLake takes concurrent writers: two writer steps at a time instead of the file's one
-        subprocess.run([dagster, "instance", "concurrency", "set", "duckdb", "2"], env=env, check=True)
+        subprocess.run(
+            [dagster, "instance", "concurrency", "set", "duckdb", str(settings.DUCKLAKE_WRITER_SLOTS)],
+            env=env,
+            check=True,
+        )
         loaded = subprocess.run(
             [dagster, "asset", "materialize", "--select", "meter_configuration", "-m", LOCATION],
             cwd=REPO,

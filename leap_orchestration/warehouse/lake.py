@@ -129,7 +129,9 @@ class DuckLakeWarehouse(Warehouse):
         try:
             run(con, f"LOAD '{_extension('postgres_scanner')}'")
             run(con, f"LOAD '{_extension('ducklake')}'")
-            if "://" in self.data_path:  # a bucket: DuckDB's credentials for it come from a secret (deployment.md)
+            if (
+                "://" in self.data_path
+            ):  # a bucket: DuckDB's credentials for it come from a secret (deployment.md)
                 run(con, f"LOAD '{_extension('httpfs')}'")
             data_path = self.data_path.rstrip("/") + "/"
             options = "READ_ONLY" if read_only else f"DATA_PATH {_quote(data_path)}"

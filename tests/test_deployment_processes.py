@@ -1,10 +1,12 @@
 """The standard OSS deployment, on one machine: a code server, the daemon and the webserver as separate
 processes on a PostgreSQL instance (dagster.postgres.yaml), the warehouse on DuckLake with the `duckdb` pool
-raised to 2. Partners' uploads (sensor runs), a connector run and settlement (automation) run at once."""
+raised to 2. Partners' uploads (sensor runs), a connector run and settlement (automation) run at once; then a
+run worker killed outright is failed and run again by the instance's run retries."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -13,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import psycopg2
 import pytest
 from gcs_support import free_port
@@ -46,14 +49,14 @@ def process(cmd: list[str], env: dict, log: Path):
                 proc.wait()
 
 
-def wait_for(check, timeout: float, what: str, logs: list[Path]):
+def wait_for(check, timeout: float, what: str, logs: list[Path], state=lambda: None, every: float = 1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
             return value
-        time.sleep(1)
+        time.sleep(every)
     tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+    raise AssertionError(f"timed out waiting for {what}: {state()}\n{tails}")
 
 
 def runs(pg: dict) -> list[tuple]:
@@ -115,7 +118,7 @@ def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_h
                 [dagster, "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc), "-m", LOCATION],
                 env,
                 logs[0],
-            ),
+            ) as code_server,
             process([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env, logs[1]),
             process(
                 [str(BIN / "dagster-webserver"), "-w", str(workspace), "-h", "127.0.0.1", "-p", str(web)],
@@ -184,20 +187,90 @@ def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_h
             ]
             assert len(served) == len(found) and {r["status"] for r in served} == {"SUCCESS"}
 
-        warehouse = mw.open_warehouse(
-            ("ducklake", env["LEAP_DUCKLAKE_CATALOG"], env["LEAP_DUCKLAKE_DATA_PATH"])
+            warehouse = mw.open_warehouse(
+                ("ducklake", env["LEAP_DUCKLAKE_CATALOG"], env["LEAP_DUCKLAKE_DATA_PATH"])
+            )
+            assert warehouse_counts(warehouse) == ([("COMPLETED", 7)], 2 * 3 * 10 * 20 * 96 + 2 * 2 * 96)
+            with warehouse.connect(read_only=True) as con:
+                assert con.execute("SELECT count(*) FROM settled_events").fetchall()[0][0] > 0
+            assert sorted(keys) == sorted(mw.PARTNERS)
+
+            # a run worker killed outright: the run is failed, its slot freed, and it is run again (run retries)
+            big = 19 * 120 * 96  # large enough to be caught mid-run
+            mw.drop(
+                store,
+                mw.PARTNERS[0],
+                "big.csv",
+                mw.upload_text(
+                    mw.partner_meters(mw.PARTNERS[0], 19), mw.FIRST_DAY + dt.timedelta(100), 120, 3.0
+                ),
+                age_seconds=60,
+            )
+
+            def processing():
+                with warehouse.connect(read_only=True) as con:
+                    return con.execute(
+                        "SELECT run_id FROM uploads WHERE file_name = 'big.csv' AND status = 'PROCESSING'"
+                    ).fetchall()
+
+            [(victim,)] = wait_for(processing, 120, "big.csv's run to start", logs, every=0.1)
+            # the run's worker: the code server's process holding the run's liveness lock (run_liveness.py;
+            # the daemon's reaper opens the lock too, to test it)
+            lock = str(Path(env["DAGSTER_HOME"]) / "leap-run-locks" / f"{victim}.lock")
+
+            def holder():
+                for proc in psutil.Process(code_server.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        if any(f.path == lock for f in proc.open_files()):
+                            return proc
+                return None
+
+            wait_for(holder, 60, f"the worker of run {victim}", logs, every=0.1).kill()
+
+            def retried():
+                found = {run_id: (status, parent) for run_id, status, parent in retries(pg)}
+                return (
+                    found
+                    if found.get(victim, ("",))[0] == "FAILURE"
+                    and any(parent == victim and status == "SUCCESS" for status, parent in found.values())
+                    else None
+                )
+
+            wait_for(
+                retried, 240, f"the killed run {victim} to be failed and run again", logs, lambda: retries(pg)
+            )
+            with warehouse.connect(read_only=True) as con:
+                assert con.execute(
+                    "SELECT status, attempts, rows_loaded FROM uploads WHERE file_name = 'big.csv'"
+                ).fetchall() == [("COMPLETED", 2, big)]
+            counts = warehouse_counts(warehouse)
+            assert counts == ([("COMPLETED", 8)], 2 * 3 * 10 * 20 * 96 + 2 * 2 * 96 + big)
+
+
+def warehouse_counts(warehouse) -> tuple[list, int]:
+    """Uploads by status, and readings (asserting one current row per meter and interval)."""
+    with warehouse.connect(read_only=True) as con:
+        uploads = con.execute("SELECT status, count(*) FROM uploads GROUP BY ALL").fetchall()
+        [(rows, keys)] = con.execute(
+            "SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM interval_readings"
+        ).fetchall()
+    assert rows == keys
+    return uploads, rows
+
+
+def retries(pg: dict) -> list[tuple]:
+    """(run id, status, parent run id) of every run."""
+    con = psycopg2.connect(
+        host=pg["DAGSTER_PG_HOST"], port=pg["DAGSTER_PG_PORT"], user="leap", dbname=pg["DAGSTER_PG_DB"]
+    )
+    with con, con.cursor() as cur:
+        cur.execute(
+            """SELECT r.run_id, r.status, t.value FROM runs r
+               LEFT JOIN run_tags t ON t.run_id = r.run_id AND t.key = 'dagster/parent_run_id'"""
         )
-        with warehouse.connect(read_only=True) as con:
-            uploads = con.execute("SELECT status, count(*) FROM uploads GROUP BY ALL").fetchall()
-            readings = con.execute(
-                "SELECT count(*), count(DISTINCT (meter_id, interval_start_utc)) FROM interval_readings"
-            ).fetchall()
-            settled = con.execute("SELECT count(*) FROM settled_events").fetchall()[0][0]
-        assert uploads == [("COMPLETED", 7)]
-        expected = 2 * 3 * 10 * 20 * 96 + 2 * 2 * 96
-        assert readings == [(expected, expected)]
-        assert settled > 0, found
-        assert sorted(keys) == sorted(mw.PARTNERS)
+        found = cur.fetchall()
+    con.close()
+    return found
 
 
 def _answers(request) -> bool:

@@ -27,10 +27,11 @@ from leap_orchestration.intake.validate import ValidationReport, validate_upload
 from leap_orchestration.stores.base import FileChangedError, LandingStore, StoredObject
 from leap_orchestration.warehouse import Warehouse
 from leap_orchestration.warehouse import intake_tables as tables
-from leap_orchestration.warehouse.duck import run
+from leap_orchestration.warehouse.duck import is_write_conflict, run
 from leap_orchestration.warehouse.intake_tables import ConfigurationNotLoaded
 
 log = logging.getLogger(__name__)
+COMMIT_QUEUE = "intake commit"  # Warehouse.hold name the loads' commits queue on
 MAX_ATTEMPTS = 3  # starts of one file version's checks whose process died before an outcome: then SYS_0002
 
 
@@ -140,7 +141,7 @@ def process_upload(
                     f"times (reference {upload.job_id}); operators have been alerted. Upload it again under "
                     "a new name, split into smaller files if it is large.",
                 )
-            elif not _checked(store, con, upload, run_id, limits):
+            elif not _checked(store, warehouse, con, upload, run_id, limits):
                 return Outcome(upload, "SKIPPED")
             row = tables.get_upload(con, upload.upload_id)
         errors = tables.error_rows(con, upload.job_id) if row["status"] == "FAILED" else []
@@ -155,17 +156,21 @@ def process_upload(
     return Outcome(upload, row["status"], rows=row["rows_total"] or 0, errors=row["error_count"] or 0)
 
 
-def _checked(store: LandingStore, con, upload: Upload, run_id: str | None, limits: IntakeLimits) -> bool:
+def _checked(
+    store: LandingStore, warehouse: Warehouse, con, upload: Upload, run_id: str | None, limits: IntakeLimits
+) -> bool:
     """Validate and load, turning any fault of the checks into a SYS_0001 outcome; False if the file changed."""
     try:
         _from_store(write_pending_status, store, upload, "PROCESSING")
-        return _validate_and_load(store, con, upload, run_id, limits)
+        return _validate_and_load(store, warehouse, con, upload, run_id, limits)
     except ConfigurationNotLoaded:
         raise  # ours, and not this file's: every upload waits for the configuration
-    except (StoreUnavailable, duckdb.IOException):
-        tables.undo_attempt(con, upload.upload_id)  # the process did not die: this start doesn't count
-        raise  # the store or the warehouse's disk, not the file: it stays pending for the next run
-    except Exception:
+    except Exception as exc:
+        # the store, the warehouse's disk, or writers that kept winning every commit: not the file's fault,
+        # it stays pending for the next run, and this start doesn't count (the process did not die)
+        if isinstance(exc, StoreUnavailable | duckdb.IOException) or is_write_conflict(exc):
+            tables.undo_attempt(con, upload.upload_id)
+            raise
         log.exception(
             "internal error while checking %s (job %s); it goes to failed/ as SYS_0001",
             upload.obj.key,
@@ -215,7 +220,7 @@ def _start(con, upload: Upload, run_id: str | None) -> None:
 
 
 def _validate_and_load(
-    store: LandingStore, con, upload: Upload, run_id: str | None, limits: IntakeLimits
+    store: LandingStore, warehouse: Warehouse, con, upload: Upload, run_id: str | None, limits: IntakeLimits
 ) -> bool:
     now = dt.datetime.now(dt.UTC)
     # DuckDB spills the staged rows beyond this; with the reader's chunks in flight a 10M-row file stays < 2 GB
@@ -236,7 +241,10 @@ def _validate_and_load(
         )
         tables.abandon_job(con, upload.upload_id, upload.job_id)
         return False
-    _finish(con, upload, report, sha256)
+    # every load's commit conflicts with any other's (both write `uploads`): on a multi-writer backend they
+    # queue for it here rather than race and redo the loser's work (validation above runs in parallel)
+    with warehouse.hold(COMMIT_QUEUE):
+        _finish(con, upload, report, sha256)
     return True
 
 

@@ -177,24 +177,6 @@ def measure(kind: str, workers: int, scratch: Path, args, catalogs) -> float:
     return seconds
 
 
-def catalog_factory(port: str):
-    import itertools
-
-    import psycopg2
-
-    numbers = itertools.count()
-
-    def new_catalog() -> str:
-        name = f"bench_{next(numbers)}"
-        con = psycopg2.connect(host="127.0.0.1", port=port, user="leap", dbname="postgres")
-        con.autocommit = True
-        con.cursor().execute(f"CREATE DATABASE {name}")
-        con.close()
-        return f"postgres:dbname={name} host=127.0.0.1 port={port} user=leap"
-
-    return new_catalog
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=12, help="uploads per partner")
@@ -204,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import duckdb
-    from pg_support import postgres_server
+    from pg_support import lake_catalogs, postgres_server
 
     rows = args.meters * args.days * 96
     print(
@@ -215,7 +197,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="leap-multi-writer-"))
     try:
         with postgres_server("postgres_bench") as env:
-            catalogs = catalog_factory(env["DAGSTER_PG_PORT"])
+            catalogs = lake_catalogs(env, "bench")
             best = {
                 (kind, n): min(measure(kind, n, scratch, args, catalogs) for _ in range(args.repeat))
                 for kind, n in (("duckdb", 1), ("ducklake", 1), ("ducklake", 2))

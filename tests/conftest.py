@@ -50,23 +50,11 @@ WAREHOUSE_BACKENDS = ["duckdb", "ducklake"]
 def lake_catalogs():
     """One PostgreSQL server per test process for DuckLake catalogs, started when a test first needs one; each
     test gets a database of its own (`new_catalog()`)."""
-    import itertools
-
-    import psycopg2
+    from pg_support import lake_catalogs as catalogs
     from pg_support import postgres_server
 
     with postgres_server("postgres_lakes") as env:
-        numbers = itertools.count()
-
-        def new_catalog() -> str:
-            name = f"lake_{next(numbers)}"
-            con = psycopg2.connect(host="127.0.0.1", port=env["DAGSTER_PG_PORT"], user="leap", dbname="postgres")
-            con.autocommit = True
-            con.cursor().execute(f"CREATE DATABASE {name}")
-            con.close()
-            return f"postgres:dbname={name} host=127.0.0.1 port={env['DAGSTER_PG_PORT']} user=leap"
-
-        yield new_catalog
+        yield catalogs(env)
 
 
 @pytest.fixture(params=WAREHOUSE_BACKENDS)

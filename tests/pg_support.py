@@ -59,3 +59,24 @@ def postgres_server(database: str = "dagster"):
             run(_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def lake_catalogs(env: dict, prefix: str = "lake"):
+    """A function that creates an empty database on the server of `env` (postgres_server's variables) and
+    returns it as a DuckLake catalog (`postgres:dbname=... host=... port=... user=leap`), a new one each call."""
+    import itertools
+
+    import psycopg2
+
+    numbers = itertools.count()
+    port = env["DAGSTER_PG_PORT"]
+
+    def new_catalog() -> str:
+        name = f"{prefix}_{next(numbers)}"
+        con = psycopg2.connect(host="127.0.0.1", port=port, user="leap", dbname="postgres")
+        con.autocommit = True
+        con.cursor().execute(f"CREATE DATABASE {name}")
+        con.close()
+        return f"postgres:dbname={name} host=127.0.0.1 port={port} user=leap"
+
+    return new_catalog

@@ -19,7 +19,7 @@ import psutil
 import psycopg2
 import pytest
 from gcs_support import free_port
-from pg_support import postgres_server
+from pg_support import lake_catalogs, postgres_server
 from test_end_to_end import BIN, REPO
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -77,15 +77,11 @@ def runs(pg: dict) -> list[tuple]:
 
 def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_home, tmp_path):
     with postgres_server() as pg:
-        lake = psycopg2.connect(host="127.0.0.1", port=pg["DAGSTER_PG_PORT"], user="leap", dbname="postgres")
-        lake.autocommit = True
-        lake.cursor().execute("CREATE DATABASE lake")
-        lake.close()
         env = {
             **cli_env,
             **pg,
             "LEAP_WAREHOUSE": "ducklake",
-            "LEAP_DUCKLAKE_CATALOG": f"postgres:dbname=lake host=127.0.0.1 port={pg['DAGSTER_PG_PORT']} user=leap",
+            "LEAP_DUCKLAKE_CATALOG": lake_catalogs(pg)(),
             "LEAP_DUCKLAKE_DATA_PATH": str(tmp_path / "lake"),
             "LEAP_SENSOR_INTERVAL": "1",
         }

@@ -64,10 +64,13 @@ def blank_warehouse(request, tmp_path):
     from leap_orchestration.warehouse import Warehouse
 
     if request.param == "duckdb":
-        return Warehouse(tmp_path / "w.duckdb")
+        yield Warehouse(tmp_path / "w.duckdb")
+        return
     from leap_orchestration.warehouse.lake import DuckLakeWarehouse
 
-    return DuckLakeWarehouse(request.getfixturevalue("lake_catalogs")(), tmp_path / "lake")
+    lake = DuckLakeWarehouse(request.getfixturevalue("lake_catalogs")(), tmp_path / "lake")
+    yield lake
+    lake.release()
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ def lake(tmp_path, lake_catalogs):
     spec = ("ducklake", lake_catalogs(), str(tmp_path / "lake"))
     warehouse = mw.open_warehouse(spec)
     mw.load_configuration_into(warehouse)
-    return spec, warehouse, LocalLandingStore(tmp_path / "landing")
+    yield spec, warehouse, LocalLandingStore(tmp_path / "landing")
+    warehouse.release()
 
 
 def one(warehouse, sql: str, params=None):

@@ -115,6 +115,12 @@ class DuckLakeWarehouse(Warehouse):
             raise
         return con
 
+    def release(self) -> None:
+        """Close this process's attachments of the lake (each holds PostgreSQL connections)."""
+        with _LOCK:
+            for key in [k for k in _DATABASES if k[0] == self.catalog]:
+                _DATABASES.pop(key).close()
+
     def _database(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         key = (self.catalog, self.data_path, self.memory_limit, read_only, os.getpid())
         with _LOCK:

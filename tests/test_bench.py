@@ -134,6 +134,7 @@ def test_scale_curves(run_bench):
     assert lines(out, r"^machine: .* cores, .* GB RAM; Python .*duckdb .*polars "), out
     for meters in (20, 40):
         assert lines(out, rf"^settlement meters={meters} days=45 readings=\d+ seconds={NUMBER} "), out
+        assert lines(out, rf"^intake_into meters={meters} readings=\d+ rows=384 seconds={NUMBER} "), out
     for uploads in (1, 3):
         assert lines(out, rf"^intake uploads={uploads} rows={uploads * 384} seconds={NUMBER} "), out
     assert lines(

@@ -29,9 +29,11 @@ def postgres_server(database: str = "dagster"):
     """Yields the DAGSTER_PG_* variables of a running server with an empty `database`."""
     import psycopg2
 
-    folder = Path(tempfile.mkdtemp(prefix="leap-pg-"))
+    as_root = os.getuid() == 0
+    # as root the server runs as `postgres`, which must reach the folder: not under a private TMPDIR
+    folder = Path(tempfile.mkdtemp(prefix="leap-pg-", dir="/tmp" if as_root else None))
     as_server: list[str] = []
-    if os.getuid() == 0:
+    if as_root:
         as_server = ["runuser", "-u", "postgres", "--"]
         shutil.chown(folder, "postgres")
     folder.chmod(0o755)

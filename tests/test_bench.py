@@ -141,3 +141,11 @@ def test_scale_curves(run_bench):
         out, rf"^sensor processed=200 uploads_rows=200 idle_tick_seconds={NUMBER} .* runs_requested=4 "
     ), out
     assert lines(out, r"^warehouse meters=5 days=4 readings=1920 .* mb_per_meter_year=-?[0-9.]+"), out
+
+
+@pytest.mark.slow
+def test_multi_writer_benchmark(run_bench):
+    out = run_bench("multi_writer.py", "--files", "2", "--meters", "2", "--days", "1", "--repeat", "1")
+    for kind, workers in (("duckdb", 1), ("ducklake", 1), ("ducklake", 2)):
+        assert lines(out, rf"^{kind} +workers={workers} seconds={NUMBER} uploads_per_second={NUMBER}"), out
+    assert lines(out, rf"^ducklake two workers ÷ one worker throughput: {NUMBER}×"), out

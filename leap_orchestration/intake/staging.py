@@ -45,7 +45,7 @@ def append(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> None:
     )
     con.register("_chunk_rows", rows)
     try:
-        run(con, f"INSERT INTO {STAGE} SELECT * FROM _chunk_rows")
+        run(con, f"INSERT INTO {STAGE} BY NAME SELECT * FROM _chunk_rows")
     finally:
         con.unregister("_chunk_rows")
 

@@ -64,7 +64,7 @@ class PartnerCredentials:
         api_key = f"leap_{key_id}_{secret}"
         with self._db() as con:
             con.execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)",
+                "INSERT INTO api_keys (key_id, partner_id, key_hash, created_at) VALUES (?, ?, ?, ?)",
                 (key_id, partner_id, _HASHER.hash(api_key), _now()),
             )
         return key_id, api_key

@@ -9,7 +9,9 @@ lake and landing store:
 - 1 worker: one process takes every upload, partner by partner (the reference);
 - 2 workers: two processes, one per partner, start together (a barrier) and write at once.
 Each worker is a separate process that calls `process_upload` as a Dagster intake run does; the clock runs from
-the barrier to the last worker's end. Also printed: the same 1-worker figure on the DuckDB file, for scale.
+the barrier to the last worker's end. Also printed: the same 1-worker figure on the DuckDB file, for scale; the
+CPU seconds the workers spent per upload; and how busy the whole machine was meanwhile (PostgreSQL included):
+near 100 % means the cores, not the warehouse, set the pace.
 The server and the scratch folder are gone at the end. tests/test_bench.py runs it tiny
 (`--files 2 --meters 2 --days 1 --repeat 1`) so that it keeps working; its figures mean nothing then.
 """
@@ -109,9 +111,10 @@ def intake_worker(spec: tuple, landing: str, keys: list[str], barrier, results) 
     store, warehouse = LocalLandingStore(landing), open_warehouse(spec)
     mine = [u for u in pending_uploads(store) if u.obj.key in set(keys)]
     barrier.wait()
-    started = time.time()
+    started, cpu = time.time(), os.times()
     statuses = [process_upload(store, warehouse, u).status for u in mine]
-    results.put((started, time.time(), statuses))
+    used = os.times()
+    results.put((started, time.time(), (statuses, used.user + used.system - cpu.user - cpu.system)))
 
 
 def run_together(jobs: list[tuple]) -> tuple[float, list]:
@@ -152,13 +155,22 @@ def _job(index: int, function, args, barrier, results) -> None:
         results.put((index, traceback.format_exc()))
 
 
-def run_workers(spec: tuple, landing: str, groups: list[list[str]]) -> tuple[float, list[str]]:
-    """Intake workers, one per group of upload keys: seconds, and every upload's final status."""
+def run_workers(spec: tuple, landing: str, groups: list[list[str]]) -> tuple[float, list[str], float]:
+    """Intake workers, one per group of upload keys: seconds, every upload's final status, and the CPU seconds
+    the workers used."""
     seconds, results = run_together([(intake_worker, spec, landing, keys) for keys in groups])
-    return seconds, [status for statuses in results for status in statuses]
+    return seconds, [s for statuses, _ in results for s in statuses], sum(cpu for _, cpu in results)
 
 
-def measure(kind: str, workers: int, scratch: Path, args, catalogs) -> float:
+def _machine_ticks() -> tuple[int, int]:
+    """(idle, total) CPU ticks of the whole machine since boot."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+def measure(kind: str, workers: int, scratch: Path, args, catalogs) -> tuple[float, float, float]:
+    """(seconds, CPU seconds in the workers, the machine's busy fraction meanwhile: PostgreSQL included)"""
     from leap_orchestration.stores import LocalLandingStore
 
     folder = Path(tempfile.mkdtemp(dir=scratch))
@@ -170,11 +182,13 @@ def measure(kind: str, workers: int, scratch: Path, args, catalogs) -> float:
     load_configuration_into(open_warehouse(spec))
     keys = drop_uploads(LocalLandingStore(folder / "landing"), args.files, args.meters, args.days)
     groups = [keys[p] for p in PARTNERS] if workers == 2 else [[k for p in PARTNERS for k in keys[p]]]
-    seconds, statuses = run_workers(spec, str(folder / "landing"), groups)
+    before = _machine_ticks()
+    seconds, statuses, cpu = run_workers(spec, str(folder / "landing"), groups)
+    after = _machine_ticks()
     if statuses.count("COMPLETED") != 2 * args.files:
         raise RuntimeError(f"not every upload was accepted: {statuses}")
     shutil.rmtree(folder)
-    return seconds
+    return seconds, cpu, 1 - (after[0] - before[0]) / max(after[1] - before[1], 1)
 
 
 def main() -> None:
@@ -205,9 +219,12 @@ def main() -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     uploads = len(PARTNERS) * args.files
-    for (kind, n), seconds in best.items():
-        print(f"{kind:8} workers={n} seconds={seconds:.2f} uploads_per_second={uploads / seconds:.2f}")
-    speedup = best[("ducklake", 1)] / best[("ducklake", 2)]
+    for (kind, n), (seconds, cpu, busy) in best.items():
+        print(
+            f"{kind:8} workers={n} seconds={seconds:.2f} uploads_per_second={uploads / seconds:.2f} "
+            f"worker_cpu_seconds_per_upload={cpu / uploads:.3f} machine_busy={busy:.0%}"
+        )
+    speedup = best[("ducklake", 1)][0] / best[("ducklake", 2)][0]
     print(f"ducklake two workers ÷ one worker throughput: {speedup:.2f}× (target ≥ 1.6×)")
 
 

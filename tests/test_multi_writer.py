@@ -55,7 +55,7 @@ def assert_one_current_row_per_interval(warehouse) -> None:
 def test_two_partners_load_at_once_without_lost_or_duplicated_rows(lake):
     spec, warehouse, store = lake
     keys = mw.drop_uploads(store, files=3, meters=3, days=2)
-    _, statuses = mw.run_workers(spec, str(store.root), [keys[p] for p in mw.PARTNERS])
+    _, statuses, _ = mw.run_workers(spec, str(store.root), [keys[p] for p in mw.PARTNERS])
     assert statuses == ["COMPLETED"] * 6
     assert one(warehouse, "SELECT count(*), count(DISTINCT upload_id) FROM uploads") == [(6, 6)]
     # 2 partners × 3 files × 3 meters × 2 days × 96 intervals, each file on days of its own
@@ -79,7 +79,7 @@ def test_one_meters_uploads_from_two_workers_keep_the_latest(lake):
         mw.drop(store, partner, f"old-{round_}.csv", mw.upload_text(meters, first, 1, 1.0), age_seconds=300)
         mw.drop(store, partner, f"new-{round_}.csv", mw.upload_text(meters, first, 1, 2.0), age_seconds=200)
         groups = [[f"{partner}/interval-data/{kind}-{round_}.csv"] for kind in ("old", "new")]
-        _, statuses = mw.run_workers(spec, str(store.root), groups)
+        _, statuses, _ = mw.run_workers(spec, str(store.root), groups)
         assert statuses == ["COMPLETED", "COMPLETED"]
     assert_one_current_row_per_interval(warehouse)
     assert one(
@@ -155,7 +155,7 @@ def test_intake_during_a_settlement(lake):
         [(settle_worker, spec), *[(mw.intake_worker, spec, str(store.root), keys[p]) for p in mw.PARTNERS]]
     )
     settled, *statuses = results
-    assert len(settled) == 8 and [s for st in statuses for s in st] == ["COMPLETED"] * 4
+    assert len(settled) == 8 and [s for st, _ in statuses for s in st] == ["COMPLETED"] * 4
     assert one(warehouse, "SELECT count(*) FROM interval_readings")[0][0] == before + 2 * 2 * 2 * 96
     assert_one_current_row_per_interval(warehouse)
     assert one(warehouse, "SELECT count(*), count(DISTINCT event_id) FROM settled_events") == [(8, 8)]
@@ -198,7 +198,7 @@ def test_two_processes_on_one_inbox_take_each_upload_once(lake):
     spec, warehouse, store = lake
     keys = mw.drop_uploads(store, files=4, meters=1, days=1)
     every = [k for p in mw.PARTNERS for k in keys[p]]
-    _, statuses = mw.run_workers(spec, str(store.root), [every, every])
+    _, statuses, _ = mw.run_workers(spec, str(store.root), [every, every])
     assert sorted(statuses) == ["COMPLETED"] * 8 + ["SKIPPED"] * 8
     assert one(
         warehouse, "SELECT count(*), count(DISTINCT upload_id) FROM uploads WHERE status = 'COMPLETED'"

@@ -128,31 +128,37 @@ def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_h
                 return subprocess.run(check, env=env, capture_output=True).returncode == 0
 
             wait_for(healthy, 120, "the code server", logs)
-            # two partners' uploads for the inbox sensor, and a connector's file for a run launched by hand
-            store = LocalLandingStore(leap_home / "landing")
-            keys = mw.drop_uploads(store, files=3, meters=10, days=20)
+            # a connector's year of readings for a run launched by hand; once it is loading, two partners'
+            # uploads for the inbox sensor's runs, which then write while it does
+            warehouse = mw.open_warehouse(
+                ("ducklake", env["LEAP_DUCKLAKE_CATALOG"], env["LEAP_DUCKLAKE_DATA_PATH"])
+            )
             zone = leap_home / "buckets" / "landing_zone" / "ext_conn1" / "connector.csv"
             zone.parent.mkdir(parents=True, exist_ok=True)
-            zone.write_bytes(mw.upload_text(mw.partner_meters("participant_1", 2), mw.FIRST_DAY, 2, 0.5))
-            launched = subprocess.run(
-                [
-                    dagster,
-                    "job",
-                    "launch",
-                    "-j",
-                    "landing_zone_connector",
-                    "-w",
-                    str(workspace),
-                    "-l",
-                    LOCATION,
-                ],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            zone.write_bytes(mw.upload_text(mw.partner_meters("participant_1", 4), mw.FIRST_DAY, 365, 0.5))
+            launch = [
+                dagster,
+                "job",
+                "launch",
+                "-j",
+                "landing_zone_connector",
+                "-w",
+                str(workspace),
+                "-l",
+                LOCATION,
+            ]
+            launched = subprocess.run(launch, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
             assert launched.returncode == 0, launched.stderr[-3000:]
+
+            def loading(name: str):
+                with warehouse.connect(read_only=True) as con:
+                    return con.execute(
+                        "SELECT run_id FROM uploads WHERE file_name = ? AND status = 'PROCESSING'", [name]
+                    ).fetchall()
+
+            wait_for(lambda: loading("connector.csv"), 120, "the connector run to load", logs, every=0.1)
+            store = LocalLandingStore(leap_home / "landing")
+            keys = mw.drop_uploads(store, files=3, meters=10, days=20)
 
             def all_done():
                 found = runs(pg)
@@ -183,10 +189,8 @@ def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_h
             ]
             assert len(served) == len(found) and {r["status"] for r in served} == {"SUCCESS"}
 
-            warehouse = mw.open_warehouse(
-                ("ducklake", env["LEAP_DUCKLAKE_CATALOG"], env["LEAP_DUCKLAKE_DATA_PATH"])
-            )
-            assert warehouse_counts(warehouse) == ([("COMPLETED", 7)], 2 * 3 * 10 * 20 * 96 + 2 * 2 * 96)
+            first = 2 * 3 * 10 * 20 * 96 + 4 * 365 * 96
+            assert warehouse_counts(warehouse) == ([("COMPLETED", 7)], first)
             with warehouse.connect(read_only=True) as con:
                 assert con.execute("SELECT count(*) FROM settled_events").fetchall()[0][0] > 0
             assert sorted(keys) == sorted(mw.PARTNERS)
@@ -203,13 +207,7 @@ def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_h
                 age_seconds=60,
             )
 
-            def processing():
-                with warehouse.connect(read_only=True) as con:
-                    return con.execute(
-                        "SELECT run_id FROM uploads WHERE file_name = 'big.csv' AND status = 'PROCESSING'"
-                    ).fetchall()
-
-            [(victim,)] = wait_for(processing, 120, "big.csv's run to start", logs, every=0.1)
+            [(victim,)] = wait_for(lambda: loading("big.csv"), 120, "big.csv's run to start", logs, every=0.1)
             # the run's worker: the code server's process holding the run's liveness lock (run_liveness.py;
             # the daemon's reaper opens the lock too, to test it)
             lock = str(Path(env["DAGSTER_HOME"]) / "leap-run-locks" / f"{victim}.lock")
@@ -240,7 +238,7 @@ def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_h
                     "SELECT status, attempts, rows_loaded FROM uploads WHERE file_name = 'big.csv'"
                 ).fetchall() == [("COMPLETED", 2, big)]
             counts = warehouse_counts(warehouse)
-            assert counts == ([("COMPLETED", 8)], 2 * 3 * 10 * 20 * 96 + 2 * 2 * 96 + big)
+            assert counts == ([("COMPLETED", 8)], first + big)
 
 
 def warehouse_counts(warehouse) -> tuple[list, int]:

@@ -1,4 +1,4 @@
-"""Scale curves on the default backend (one DuckDB file): how cost grows with meters, uploads and processed files.
+"""Scale curves on the default backend (one DuckDB file): how costs grow with meters, uploads and files.
 
     .venv/bin/python bench/scale_curves.py                      # the real sizes (about an hour on 2 cores)
     .venv/bin/python bench/scale_curves.py --meters 20,40 --uploads 1,3 --processed 200 --size-meters 5
@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,7 +52,7 @@ from _synthetic import (  # noqa: E402
     write_day_file,
     write_processed,
 )
-from baseline_benchmark import EVENT_END, EVENT_START, build, timed  # noqa: E402
+from baseline_benchmark import EVENT_END, EVENT_START, build  # noqa: E402
 from intake_benchmark import machine, peak_rss_mb  # noqa: E402
 
 INTERVALS_PER_YEAR = 35_040
@@ -61,6 +62,15 @@ TICK_UPLOADS = 100  # what one sensor tick requests at most (4 runs x 25 uploads
 
 def sizes(text: str) -> list[int]:
     return [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+
+
+def clocked(fn, *args, **kwargs) -> tuple[float, float, object]:
+    """Wall seconds, this process's CPU seconds (all its threads) and the result of fn(*args, **kwargs): on a
+    shared machine the CPU time shows the work itself, the wall time also the waits for a core."""
+    usage, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    result = fn(*args, **kwargs)
+    wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
+    return wall, after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime, result
 
 
 def warm_up() -> None:
@@ -91,6 +101,7 @@ def child_settle(folder: Path, meters: int, repeat: int) -> dict:
     from leap_orchestration.settlement.presets import preset_for
     from leap_orchestration.settlement.settle import settle
     from leap_orchestration.warehouse import Warehouse
+    from leap_orchestration.warehouse.duck import run
 
     warm_up()
     wh = Warehouse(folder / "warehouse.duckdb")  # the default memory limit, as WarehouseResource opens it
@@ -98,15 +109,15 @@ def child_settle(folder: Path, meters: int, repeat: int) -> dict:
     lo, hi = reading_range(event)
     now = dt.datetime.now(dt.UTC)
     with wh.connect() as con:
-        reference = timed(
-            lambda: con.execute(
-                """SELECT meter_id, count(*), avg(energy_net_kwh) FROM interval_readings
-                   WHERE interval_start_utc >= ? AND interval_start_utc < ? GROUP BY meter_id""",
-                [lo, hi],
-            ).fetchall()
+        reference, _, _ = clocked(
+            run,
+            con,
+            """SELECT meter_id, count(*), avg(energy_net_kwh) FROM interval_readings
+               WHERE interval_start_utc >= ? AND interval_start_utc < ? GROUP BY meter_id""",
+            [lo, hi],
         )
-        runs = [timed(lambda: settle(con, now, force=True)) for _ in range(repeat)]
-        engine = timed(lambda: compute_event(con, event))  # after settle: its one-time imports are paid
+        runs = [clocked(settle, con, now, force=True)[:2] for _ in range(repeat)]
+        engine, _, _ = clocked(compute_event, con, event)  # after settle: its one-time imports are paid
         statuses = dict(con.execute("SELECT status, count(*) FROM baseline_status GROUP BY ALL").fetchall())
     assert statuses == {"OK": meters}, statuses  # a fast wrong answer must not pass
     return {"reference": reference, "engine": engine, "runs": runs}
@@ -136,10 +147,9 @@ def child_upload(folder: Path, repeat: int) -> dict:
         for day in range(first_day, first_day + repeat):
             write_day_file(writer, store.path(f"{INBOX}day-{day}.csv"), meter_ids, day)
             (upload,) = pending_uploads(store)
-            started = time.perf_counter()
-            outcome = process_upload(store, wh, upload)
-            runs.append(time.perf_counter() - started)
+            wall, cpu, outcome = clocked(process_upload, store, wh, upload)
             assert outcome.status == "COMPLETED", outcome
+            runs.append((wall, cpu))
     return {"runs": runs}
 
 
@@ -167,9 +177,10 @@ def settlement_curve(scratch: Path, args: argparse.Namespace) -> None:
         built = json.loads(figures.read_text()) if figures.exists() else None
         done = built and in_child("settle", folder=str(folder), meters=meters, repeat=args.repeat)
         if built and done:
+            wall, cpu = min(done["runs"])
             print(
-                f"settlement meters={meters} days={args.days} readings={built['rows']} "
-                f"seconds={min(done['runs']):.3f} runs={','.join(f'{s:.3f}' for s in done['runs'])} "
+                f"settlement meters={meters} days={args.days} readings={built['rows']} seconds={wall:.3f} "
+                f"cpu_seconds={cpu:.1f} runs={','.join(f'{w:.3f}' for w, _ in done['runs'])} "
                 f"engine_seconds={done['engine']:.3f} reference_seconds={done['reference']:.3f} "
                 f"peak_mb={done['peak_mb']:.0f} build_seconds={built['seconds']:.1f} "
                 f"warehouse_mb={built['bytes'] / 1e6:.0f} "
@@ -178,9 +189,11 @@ def settlement_curve(scratch: Path, args: argparse.Namespace) -> None:
             )
         upload = built and in_child("upload", folder=str(folder), meters=meters, repeat=args.repeat)
         if upload:
+            wall, cpu = min(upload["runs"])
             print(
                 f"intake_into meters={meters} readings={built['rows']} rows={UPLOAD_METERS * 96} "
-                f"seconds={min(upload['runs']):.3f} runs={','.join(f'{s:.3f}' for s in upload['runs'])} "
+                f"seconds={wall:.3f} cpu_seconds={cpu:.2f} "
+                f"runs={','.join(f'{w:.3f}' for w, _ in upload['runs'])} "
                 f"peak_mb={upload['peak_mb']:.0f}",
                 flush=True,
             )
@@ -191,8 +204,8 @@ def settlement_curve(scratch: Path, args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- intake
 
 
-def intake_run(home: Path, uploads: int, instance) -> tuple[float, int]:
-    """Seconds of one Dagster run of `interval_intake` naming `uploads` new files; rows loaded."""
+def intake_run(home: Path, uploads: int, instance) -> tuple[float, float, int]:
+    """Wall and CPU seconds of one Dagster run of `interval_intake` naming `uploads` new files; rows."""
     import dagster as dg
 
     from assets.intake import interval_intake
@@ -204,27 +217,26 @@ def intake_run(home: Path, uploads: int, instance) -> tuple[float, int]:
             group = meter_ids[UPLOAD_METERS * (k // 100) : UPLOAD_METERS * (k // 100 + 1)]
             write_day_file(con, store.path(f"{INBOX}upload-{k:04d}.csv"), group, k % 100)
     entries = [f"{o.key}|{o.version}" for o in store.list_files(INBOX)]  # as the sensor names them
-    started = time.perf_counter()
-    result = dg.materialize(
+    seconds, cpu, result = clocked(
+        dg.materialize,
         [interval_intake],
         resources=resources(home),
         instance=instance,
         run_config={"ops": {"interval_intake": {"config": {"uploads": entries}}}},
     )
-    seconds = time.perf_counter() - started
     with wh.connect(read_only=True) as con:
         accepted, rows = con.execute("SELECT count(*), sum(rows_loaded) FROM uploads").fetchall()[0]
     assert result.success and accepted == uploads, (accepted, uploads)
-    return seconds, rows
+    return seconds, cpu, rows
 
 
 def intake_curve(scratch: Path, args: argparse.Namespace, instance) -> None:
     warm_up()  # as a run pays it once for its whole batch
     intake_run(scratch / "intake-warmup", 1, instance)  # Dagster's and the project's first-use costs
     for uploads in args.uploads:
-        seconds, rows = intake_run(scratch / f"intake-{uploads}", uploads, instance)
+        seconds, cpu, rows = intake_run(scratch / f"intake-{uploads}", uploads, instance)
         print(
-            f"intake uploads={uploads} rows={rows} seconds={seconds:.3f} "
+            f"intake uploads={uploads} rows={rows} seconds={seconds:.3f} cpu_seconds={cpu:.2f} "
             f"per_upload_ms={seconds / uploads * 1000:.1f}",
             flush=True,
         )

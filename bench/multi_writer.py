@@ -93,10 +93,11 @@ def load_configuration_into(warehouse) -> None:
 
 def open_warehouse(spec: tuple):
     """A warehouse from a picklable description: ("duckdb", path) or ("ducklake", catalog, data_path)."""
-    from leap_orchestration.warehouse import Warehouse
-    from leap_orchestration.warehouse.lake import DuckLakeWarehouse
+    from leap_orchestration.warehouse import warehouse_for
 
-    return Warehouse(spec[1]) if spec[0] == "duckdb" else DuckLakeWarehouse(spec[1], spec[2])
+    if spec[0] == "duckdb":
+        return warehouse_for("duckdb", path=spec[1])
+    return warehouse_for("ducklake", catalog=spec[1], data_path=spec[2])
 
 
 def intake_worker(spec: tuple, landing: str, keys: list[str], barrier, results) -> None:

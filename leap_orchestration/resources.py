@@ -18,7 +18,7 @@ from leap_orchestration import settings
 from leap_orchestration.config.loader import default_config_dir, load_properties
 from leap_orchestration.stores import LandingStore, LocalLandingStore
 from leap_orchestration.stores.buckets import BucketStore, GcsBuckets, LocalBuckets
-from leap_orchestration.warehouse import Warehouse
+from leap_orchestration.warehouse import Warehouse, warehouse_for
 
 
 class LandingStoreResource(dg.ConfigurableResource):
@@ -125,11 +125,7 @@ class WarehouseResource(dg.ConfigurableResource):
     data_path: str = ""
 
     def warehouse(self) -> Warehouse:
-        if self.backend == "ducklake":
-            from leap_orchestration.warehouse.lake import DuckLakeWarehouse
-
-            return DuckLakeWarehouse(self.catalog, self.data_path)
-        return Warehouse(self.path)
+        return warehouse_for(self.backend, path=self.path, catalog=self.catalog, data_path=self.data_path)
 
 
 def default_warehouse_resource() -> WarehouseResource:

@@ -59,20 +59,26 @@ def wait_for(check, timeout: float, what: str, logs: list[Path], state=lambda: N
     raise AssertionError(f"timed out waiting for {what}: {state()}\n{tails}")
 
 
-def runs(pg: dict) -> list[tuple]:
-    """(job, status, start, end, whether it is a settlement run) of every run in the instance's storage."""
+def instance_rows(pg: dict, sql: str) -> list[tuple]:
+    """A query's rows from the Dagster instance's PostgreSQL database."""
     con = psycopg2.connect(
         host=pg["DAGSTER_PG_HOST"], port=pg["DAGSTER_PG_PORT"], user="leap", dbname=pg["DAGSTER_PG_DB"]
     )
     with con, con.cursor() as cur:
-        cur.execute(
-            """SELECT pipeline_name, status, start_time, end_time,
-                      EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.run_id AND t.key = 'leap/settlement')
-               FROM runs r ORDER BY start_time"""
-        )
+        cur.execute(sql)
         found = cur.fetchall()
     con.close()
     return found
+
+
+def runs(pg: dict) -> list[tuple]:
+    """(job, status, start, end, whether it is a settlement run) of every run in the instance's storage."""
+    return instance_rows(
+        pg,
+        """SELECT pipeline_name, status, start_time, end_time,
+                  EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.run_id AND t.key = 'leap/settlement')
+           FROM runs r ORDER BY start_time""",
+    )
 
 
 def test_webserver_daemon_and_code_server_run_concurrent_writers(cli_env, leap_home, tmp_path):
@@ -254,17 +260,11 @@ def warehouse_counts(warehouse) -> tuple[list, int]:
 
 def retries(pg: dict) -> list[tuple]:
     """(run id, status, parent run id) of every run."""
-    con = psycopg2.connect(
-        host=pg["DAGSTER_PG_HOST"], port=pg["DAGSTER_PG_PORT"], user="leap", dbname=pg["DAGSTER_PG_DB"]
+    return instance_rows(
+        pg,
+        """SELECT r.run_id, r.status, t.value FROM runs r
+           LEFT JOIN run_tags t ON t.run_id = r.run_id AND t.key = 'dagster/parent_run_id'""",
     )
-    with con, con.cursor() as cur:
-        cur.execute(
-            """SELECT r.run_id, r.status, t.value FROM runs r
-               LEFT JOIN run_tags t ON t.run_id = r.run_id AND t.key = 'dagster/parent_run_id'"""
-        )
-        found = cur.fetchall()
-    con.close()
-    return found
 
 
 def _answers(request) -> bool:

@@ -161,13 +161,13 @@ def test_intake_during_a_settlement(lake):
     assert one(warehouse, "SELECT count(*), count(DISTINCT event_id) FROM settled_events") == [(8, 8)]
     stored = one(
         warehouse,
-        "SELECT event_id, meter_id, sum(adjusted_baseline_kwh) FROM baselines GROUP BY ALL ORDER BY ALL",
+        "SELECT event_id, meter_id, round(sum(adjusted_baseline_kwh), 9) FROM baselines GROUP BY ALL ORDER BY ALL",
     )
     with warehouse.connect() as con:
         settle(con, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), force=True)
     again = one(
         warehouse,
-        "SELECT event_id, meter_id, sum(adjusted_baseline_kwh) FROM baselines GROUP BY ALL ORDER BY ALL",
+        "SELECT event_id, meter_id, round(sum(adjusted_baseline_kwh), 9) FROM baselines GROUP BY ALL ORDER BY ALL",
     )
     assert stored == again
     assert one(

@@ -142,12 +142,23 @@ def _load_readings(con, staged: str, job_id: str, received_at: dt.datetime, now:
         "energy_net_kwh, final, region"
     )
     s_cols = ", ".join(f"s.{c.strip()}" for c in cols.split(","))
-    params = {"job": job_id, "received": received_at, "now": now}
+    first, last, low_meter, high_meter = con.execute(
+        f"SELECT min(interval_start_utc), max(interval_start_utc), min(meter_id), max(meter_id) FROM {staged}"
+    ).fetchall()[0]
+    if first is None:
+        return 0
+    # Only stored readings inside the upload's key span can match it. Saying so as constants lets the scan skip
+    # row groups (files on DuckLake) by their min/max; without it the anti join below read every stored
+    # reading, so one small upload cost time in proportion to the warehouse (BENCHMARKS.md, scale curves).
+    span = "{r}interval_start_utc BETWEEN $first AND $last AND {r}meter_id BETWEEN $low_meter AND $high_meter"
+    readings = f"(SELECT * FROM interval_readings WHERE {span.format(r='')})"
+    bounds = {"first": first, "last": last, "low_meter": low_meter, "high_meter": high_meter}
+    params = {"job": job_id, "received": received_at, "now": now, **bounds}
     # current rows that this upload replaces
     run(
         con,
         f"""INSERT INTO interval_readings_superseded BY NAME
-           SELECT r.*, $job AS superseded_by_job_id, $now AS superseded_at FROM interval_readings r
+           SELECT r.*, $job AS superseded_by_job_id, $now AS superseded_at FROM {readings} r
            JOIN {staged} s USING (meter_id, interval_start_utc) WHERE r.received_at <= $received""",
         params,
     )
@@ -155,8 +166,8 @@ def _load_readings(con, staged: str, job_id: str, received_at: dt.datetime, now:
         con,
         f"""DELETE FROM interval_readings r USING {staged} s
            WHERE r.meter_id = s.meter_id AND r.interval_start_utc = s.interval_start_utc
-             AND r.received_at <= $received""",
-        {"received": received_at},
+             AND r.received_at <= $received AND {span.format(r="r.")}""",
+        {"received": received_at, **bounds},
     )
     # rows of this upload that a later-received upload already replaced (processed out of order)
     run(
@@ -164,13 +175,13 @@ def _load_readings(con, staged: str, job_id: str, received_at: dt.datetime, now:
         f"""INSERT INTO interval_readings_superseded BY NAME
             SELECT {s_cols}, $job AS job_id, $received AS received_at, $now AS loaded_at,
                    r.job_id AS superseded_by_job_id, $now AS superseded_at FROM {staged} s
-            JOIN interval_readings r USING (meter_id, interval_start_utc)""",
+            JOIN {readings} r USING (meter_id, interval_start_utc)""",
         params,
     )
     return con.execute(
         f"""INSERT INTO interval_readings BY NAME
             SELECT {s_cols}, $job AS job_id, $received AS received_at, $now AS loaded_at FROM {staged} s
-            ANTI JOIN interval_readings r USING (meter_id, interval_start_utc)""",
+            ANTI JOIN {readings} r USING (meter_id, interval_start_utc)""",
         params,
     ).fetchall()[0][0]
 

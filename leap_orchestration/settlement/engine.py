@@ -101,8 +101,10 @@ def _window_table(event: EventSpec) -> list[tuple[str, dt.datetime]]:
 
 def _readings_sql(value: str) -> str:
     """Readings of the event's meters at the calendar's instants in [$lo, $hi), with local day, slot and weight.
-    A query, not a table: a pass over the readings is the engine's main cost, so each pass filters its range."""
-    return f"""SELECT r.meter_id, c.day, c.slot, c.is_event, c.w, r.{value} AS value, r.final
+    A query, not a table: a pass over the readings is the engine's main cost, so each pass filters its range.
+    Meters come as `meter_key`, not their id: the passes group millions of (meter, day) and (meter, slot) pairs,
+    and on an integer key that fits the warehouse's memory where the id (often 36 characters) spilled to disk."""
+    return f"""SELECT m.meter_key, c.day, c.slot, c.is_event, c.w, r.{value} AS value, r.final
         FROM interval_readings r JOIN _meters m USING (meter_id)
         JOIN _calendar c ON c.zone = m.zone AND c.ts = r.interval_start_utc
         WHERE r.interval_start_utc >= $lo AND r.interval_start_utc < $hi AND r.{value} IS NOT NULL
@@ -164,7 +166,8 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> EventResu
         con,
         """CREATE OR REPLACE TEMP TABLE _meters AS
         SELECT m.meter_id, m.timezone, (CAST($start AS TIMESTAMPTZ) AT TIME ZONE m.timezone)::DATE AS event_day,
-               dense_rank() OVER (ORDER BY m.timezone)::INTEGER AS zone  -- a narrow join key per reading
+               dense_rank() OVER (ORDER BY m.timezone)::INTEGER AS zone,  -- a narrow join key per reading
+               row_number() OVER (ORDER BY m.meter_id)::INTEGER AS meter_key  -- a narrow grouping key
         FROM meters m
         WHERE m.meter_id IN (SELECT meter_id FROM meter_enrollments WHERE program_id = $program
                              AND valid_from <= $start AND (valid_to IS NULL OR valid_to > $start))""",
@@ -211,9 +214,10 @@ def compute_event(con: duckdb.DuckDBPyConnection, event: EventSpec) -> EventResu
     run(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _event_day AS
-        SELECT r.meter_id, r.slot, sum(r.value * r.w) AS value, bool_and(r.final) AS final
-        FROM ({readings}) r JOIN _meters m ON m.meter_id = r.meter_id AND m.event_day = r.day
-        GROUP BY ALL HAVING sum(r.w) > 0.99""",
+        SELECT m.meter_id, v.slot, v.value, v.final FROM (
+            SELECT r.meter_key, r.slot, sum(r.value * r.w) AS value, bool_and(r.final) AS final
+            FROM ({readings}) r JOIN _meters m ON m.meter_key = r.meter_key AND m.event_day = r.day
+            GROUP BY ALL HAVING sum(r.w) > 0.99) v JOIN _meters m USING (meter_key)""",
         {"lo": day_lo, "hi": day_hi},
     )
     run(
@@ -297,9 +301,10 @@ def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> No
     run(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _day_values AS
-        SELECT meter_id, day, sum(w) AS present,
-               sum(value * w) FILTER (WHERE is_event) / sum(w) FILTER (WHERE is_event) AS event_mean
-        FROM ({readings}) r GROUP BY meter_id, day""",
+        SELECT m.meter_id, v.day, v.present, v.event_mean FROM (
+            SELECT meter_key, day, sum(w) AS present,
+                   sum(value * w) FILTER (WHERE is_event) / sum(w) FILTER (WHERE is_event) AS event_mean
+            FROM ({readings}) r GROUP BY meter_key, day) v JOIN _meters m USING (meter_key)""",
         reading_range,
     )
     # every local day of the look-back, with what decides whether it is a candidate
@@ -368,9 +373,13 @@ def _day_matching(con, preset: Preset, readings: str, reading_range: dict) -> No
     run(
         con,
         f"""CREATE OR REPLACE TEMP TABLE _unadjusted AS
-        WITH n AS (SELECT meter_id, count(*) AS days FROM _selected GROUP BY meter_id)
-        SELECT d.meter_id, d.slot, sum(d.value * d.w) / any_value(n.days) AS baseline, bool_and(d.final) AS final
-        FROM ({readings}) d JOIN _selected s USING (meter_id, day) JOIN n USING (meter_id) GROUP BY ALL""",
+        WITH selected AS (SELECT m.meter_key, s.day FROM _selected s JOIN _meters m USING (meter_id)),
+        n AS (SELECT meter_key, count(*) AS days FROM selected GROUP BY meter_key)
+        SELECT m.meter_id, b.slot, b.baseline, b.final FROM (
+            SELECT d.meter_key, d.slot, sum(d.value * d.w) / any_value(n.days) AS baseline,
+                   bool_and(d.final) AS final
+            FROM ({readings}) d JOIN selected s USING (meter_key, day) JOIN n USING (meter_key) GROUP BY ALL
+        ) b JOIN _meters m USING (meter_key)""",
         reading_range,
     )
     _explain_days(con)

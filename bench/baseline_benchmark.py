@@ -65,7 +65,11 @@ def build(wh: Warehouse, meters: int, days: int) -> int:
             FROM range({meters}) t(i)""",
             [list(ZONES)],
         )
-        run(con, "INSERT INTO meter_enrollments SELECT meter_id, 'bench', '2025-01-01', NULL FROM meters")
+        run(
+            con,
+            """INSERT INTO meter_enrollments (meter_id, program_id, valid_from)
+               SELECT meter_id, 'bench', '2025-01-01' FROM meters""",
+        )
         run(
             con,
             "INSERT INTO programs (program_id, name, baseline_preset, channel, holiday_calendar, overrides, clip) "
@@ -73,21 +77,26 @@ def build(wh: Warehouse, meters: int, days: int) -> int:
         )
         run(
             con,
-            "INSERT INTO dr_events VALUES ('bench-event', 'bench', ?, ?, 'bench')",
+            """INSERT INTO dr_events (event_id, program_id, start_utc, end_utc, event_type)
+               VALUES ('bench-event', 'bench', ?, ?, 'bench')""",
             [EVENT_START, EVENT_END],
         )
-        run(con, "INSERT INTO config_loads VALUES ('bench', now(), 0, 0, 0)")
+        run(
+            con,
+            """INSERT INTO config_loads (fingerprint, loaded_at, meters, programs, events)
+               VALUES ('bench', now(), 0, 0, 0)""",
+        )
         # a shape by local hour (evening peak), a per-meter scale, deterministic noise per reading
         run(
             con,
-            """INSERT INTO interval_readings
+            """INSERT INTO interval_readings BY NAME
             WITH m AS (SELECT meter_id, timezone, 0.5 + (hash(meter_id) % 1000) / 1000.0 AS scale FROM meters),
             t AS (SELECT unnest(generate_series(?::TIMESTAMPTZ, ?::TIMESTAMPTZ - INTERVAL 15 MINUTE, INTERVAL 15 MINUTE)) AS ts)
-            SELECT m.meter_id, t.ts, t.ts + INTERVAL 15 MINUTE, NULL, NULL,
+            SELECT m.meter_id, t.ts AS interval_start_utc, t.ts + INTERVAL 15 MINUTE AS interval_end_utc,
                    round(m.scale * (0.25 + 0.2 * (hour(t.ts AT TIME ZONE m.timezone) BETWEEN 16 AND 21)::INT
                          + 0.05 * (isodow((t.ts AT TIME ZONE m.timezone)::DATE) >= 6)::INT
-                         + (hash(m.meter_id, t.ts) % 100) / 1000.0), 3),
-                   true, 'CA', 'bench', now(), now()
+                         + (hash(m.meter_id, t.ts) % 100) / 1000.0), 3) AS energy_net_kwh,
+                   true AS final, 'CA' AS region, 'bench' AS job_id, now() AS received_at, now() AS loaded_at
             FROM t CROSS JOIN m ORDER BY t.ts""",
             [first, last],
         )

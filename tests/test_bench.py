@@ -149,3 +149,12 @@ def test_multi_writer_benchmark(run_bench):
     for kind, workers in (("duckdb", 1), ("ducklake", 1), ("ducklake", 2)):
         assert lines(out, rf"^{kind} +workers={workers} seconds={NUMBER} uploads_per_second={NUMBER}"), out
     assert lines(out, rf"^ducklake two workers ÷ one worker throughput: {NUMBER}×"), out
+
+
+@pytest.mark.slow
+def test_lake_curves(run_bench):
+    out = run_bench("lake_curves.py", "--meters", "20", "--uploads", "2", "--repeat", "1")
+    for curve in ("settlement", "intake"):
+        for kind, workers in (("duckdb", 1), ("ducklake", 1), ("ducklake", 2)):
+            assert lines(out, rf"^{curve} backend={kind} workers={workers} .*seconds={NUMBER}"), out
+        assert lines(out, rf"^{curve} .*ducklake two workers ÷ one worker throughput: {NUMBER}×"), out

@@ -13,6 +13,7 @@ from leap_orchestration.run_liveness import in_process_with_liveness
 from sensors.landing import configuration_job, configuration_sensor, intake_job, landing_inbox_sensor
 from sensors.landing_zone import landing_zone_job, landing_zone_schedule
 from sensors.settlement import settlement_automation, with_automation
+from sensors.warehouse import warehouse_maintenance, warehouse_maintenance_schedule
 
 defs = dg.Definitions(
     # freshness and automation policies applied in one place each (assets/health.py, sensors/settlement.py)
@@ -28,9 +29,9 @@ defs = dg.Definitions(
         )
     ),
     asset_checks=[interval_readings_unique, *SETTLEMENT_CHECKS, *HEALTH_CHECKS],
-    jobs=[intake_job, configuration_job, landing_zone_job],
+    jobs=[intake_job, configuration_job, landing_zone_job, warehouse_maintenance],
     sensors=[landing_inbox_sensor, configuration_sensor, settlement_automation],
-    schedules=[landing_zone_schedule],
+    schedules=[landing_zone_schedule, warehouse_maintenance_schedule],
     resources=default_resources(),
     # Every job: steps share one process (the duckdb pool runs them one at a time anyway, and a step subprocess
     # costs ~8 s of imports on 2 cores), and a run killed outright never keeps its pool slot (run_liveness.py).

@@ -71,7 +71,12 @@ def test_definitions_load_and_graph_snapshot():
     }
     assert {(s.name, s.cron_schedule, s.job_name) for s in defs.schedules} == {
         ("landing_zone_schedule", "0 * * * *", "landing_zone_connector"),
+        ("warehouse_maintenance_schedule", "30 3 * * *", "warehouse_maintenance"),
     }
+    assert (
+        defs.get_job_def("warehouse_maintenance").get_node_named("maintain_warehouse").definition.pool
+        == "duckdb"
+    )
     # settlement is declarative: a condition on each settlement asset and check, none elsewhere
     conditioned = {
         k.to_user_string()

@@ -29,6 +29,8 @@ import duckdb
 
 from leap_orchestration.warehouse.duck import Warehouse, atomically, run, schema_sql
 
+SNAPSHOT_RETENTION = "7 days"  # time travel reaches this far back (what a settlement read, for an inquiry)
+FILE_GRACE = "1 day"  # longer than any query runs: a file replaced by maintenance may still be being read
 LAKE = "lake"  # the attached catalog's name; USE makes it the default, so the SQL never names it
 # per process: the in-memory DuckDB databases with a lake attached, and the schema versions known applied
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}
@@ -104,6 +106,27 @@ class DuckLakeWarehouse(Warehouse):
         finally:
             con.close()
 
+    def maintain(
+        self, snapshot_retention: str = SNAPSHOT_RETENTION, file_grace: str = FILE_GRACE
+    ) -> dict[str, float]:
+        """DuckLake's CHECKPOINT: rows the catalog holds inline are written to Parquet, adjacent small files
+        merged, files with many deleted rows rewritten, snapshots older than `snapshot_retention` expired and
+        files unreferenced for `file_grace` deleted (a query may still be reading them until then). Every upload
+        writes small files and every statement a snapshot: without this, reads slow down as they pile up."""
+        with self.connect() as con:
+            before = _lake_counts(con)
+            for option, value in (
+                ("expire_older_than", snapshot_retention),
+                ("delete_older_than", file_grace),
+            ):
+                run(con, f"CALL {LAKE}.set_option({_quote(option)}, {_quote(value)})")
+            run(con, f"CHECKPOINT {LAKE}")
+            after = _lake_counts(con)
+        return {
+            **{f"{name}_before": n for name, n in before.items()},
+            **{f"{name}_after": n for name, n in after.items()},
+        }
+
     def _open(self, read_only: bool, wait_seconds: float) -> duckdb.DuckDBPyConnection:
         """A new connection to this process's database with the lake attached (attaching costs a few hundred
         ms of catalog reads: once per process, not per connection). Temporary tables stay per connection."""
@@ -165,6 +188,18 @@ class DuckLakeWarehouse(Warehouse):
 
         atomically(con, apply)
         _SCHEMA_APPLIED.add((self.catalog, digest))
+
+
+def _lake_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """What maintenance changes, from the lake's catalog: snapshots kept, data files in use, files awaiting
+    deletion."""
+    meta = f"__ducklake_metadata_{LAKE}"
+    queries = {
+        "snapshots": f"SELECT count(*) FROM {meta}.ducklake_snapshot",
+        "data_files": f"SELECT count(*) FROM {meta}.ducklake_data_file WHERE end_snapshot IS NULL",
+        "files_to_delete": f"SELECT count(*) FROM {meta}.ducklake_files_scheduled_for_deletion",
+    }
+    return {name: con.execute(sql).fetchall()[0][0] for name, sql in queries.items()}
 
 
 def _applied(con: duckdb.DuckDBPyConnection, digest: str) -> bool:

@@ -186,8 +186,8 @@ def measure(folder: Path, args: argparse.Namespace) -> None:
             run(con, f"DELETE FROM {table}")  # a kept warehouse: statements issued from scratch again
         run(
             con,
-            """INSERT INTO meter_ownership SELECT meter_id, 'partner-' || (hash(meter_id) % 10), '2025-01-01', NULL
-               FROM meters""",
+            """INSERT INTO meter_ownership (meter_id, partner_id, valid_from)
+               SELECT meter_id, 'partner-' || (hash(meter_id) % 10), '2025-01-01' FROM meters""",
         )
         partners = tuple(SftpPartner(f"partner-{i}", f"P{i}") for i in range(10))
         destinations = Destinations(LocalLandingStore(folder / "landing"), None, Properties(partners, ()))

@@ -153,7 +153,7 @@ def test_multi_writer_benchmark(run_bench):
 
 @pytest.mark.slow
 def test_lake_curves(run_bench):
-    out = run_bench("lake_curves.py", "--meters", "20", "--uploads", "2", "--repeat", "1")
+    out = run_bench("lake_curves.py", "--meters", "20", "--days", "12", "--uploads", "2", "--repeat", "1")
     for curve in ("settlement", "intake"):
         for kind, workers in (("duckdb", 1), ("ducklake", 1), ("ducklake", 2)):
             assert lines(out, rf"^{curve} backend={kind} workers={workers} .*seconds={NUMBER}"), out

@@ -186,7 +186,8 @@ def _load_readings(con, staged: str, job_id: str, received_at: dt.datetime, now:
         params,
     )
     return con.execute(
-        f"INSERT INTO interval_readings BY NAME {new_rows} ANTI JOIN {readings} r USING (meter_id, interval_start_utc)",
+        f"""INSERT INTO interval_readings BY NAME
+            {new_rows} ANTI JOIN {readings} r USING (meter_id, interval_start_utc)""",
         params,
     ).fetchall()[0][0]
 

@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
+import random
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-from leap_orchestration.warehouse.duck import Warehouse, atomically, run, schema_sql
+from leap_orchestration.warehouse.duck import Warehouse, atomically, is_write_conflict, run, schema_sql
 
 SNAPSHOT_RETENTION = "7 days"  # time travel reaches this far back (what a settlement read, for an inquiry)
 FILE_GRACE = "1 day"  # longer than any query runs: a file replaced by maintenance may still be being read
+MAINTENANCE_ATTEMPTS = 30  # a checkpoint runs again when a writer commits first (seconds apart)
+log = logging.getLogger(__name__)
 LAKE = "lake"  # the attached catalog's name; USE makes it the default, so the SQL never names it
 # per process: the in-memory DuckDB databases with a lake attached, and the schema versions known applied
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}
@@ -112,7 +117,20 @@ class DuckLakeWarehouse(Warehouse):
         """DuckLake's CHECKPOINT: rows the catalog holds inline are written to Parquet, adjacent small files
         merged, files with many deleted rows rewritten, snapshots older than `snapshot_retention` expired and
         files unreferenced for `file_grace` deleted (a query may still be reading them until then). Every upload
-        writes small files and every statement a snapshot: without this, reads slow down as they pile up."""
+        writes small files and every statement a snapshot: without this, reads slow down as they pile up.
+        Writers go on meanwhile; when one commits first, the checkpoint fails as a whole and runs again."""
+        for attempt in range(MAINTENANCE_ATTEMPTS):
+            try:
+                return self._checkpoint(snapshot_retention, file_grace)
+            except duckdb.Error as exc:
+                if not _lost_to_a_writer(exc) or attempt == MAINTENANCE_ATTEMPTS - 1:
+                    raise
+                log.info("the lake's checkpoint lost to a writer (attempt %d): %s", attempt + 1, exc)
+                self.release()  # a failed catalog transaction can leave the attachment refusing every statement
+                time.sleep(random.uniform(0.5, 2.0))
+        raise AssertionError("unreachable")
+
+    def _checkpoint(self, snapshot_retention: str, file_grace: str) -> dict[str, float]:
         with self.connect() as con:
             before = _lake_counts(con)
             for option, value in (
@@ -188,6 +206,15 @@ class DuckLakeWarehouse(Warehouse):
 
         atomically(con, apply)
         _SCHEMA_APPLIED.add((self.catalog, digest))
+
+
+def _lost_to_a_writer(exc: BaseException) -> bool:
+    """A checkpoint that raced a writer: DuckLake's own conflict, or PostgreSQL refusing the catalog update (its
+    flush of inlined rows deletes catalog rows that a writer's commit has just updated), which can also surface
+    as the catalog transaction being aborted."""
+    text = str(exc).lower()
+    raced = ("could not serialize", "concurrent update", "current transaction is aborted")
+    return is_write_conflict(exc) or any(words in text for words in raced)
 
 
 def _lake_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -1,5 +1,5 @@
 """Synthetic uploads and homes for bench/scale_curves.py: partner files, a landing store and a warehouse with
-the configuration loaded, the Dagster resources of a home, and the leftovers of many processed uploads.
+the configuration loaded, and the leftovers of many processed uploads.
 
 The benchmark meters and their configuration come from bench/intake_benchmark.py (`bench_meter_ids`,
 `write_configuration`: the demo configuration plus N meters of sunrise-energy).
@@ -51,27 +51,6 @@ def new_home(folder: Path, meters: int):
     store = LocalLandingStore(folder / "landing")
     store.path(INBOX).mkdir(parents=True)
     return store, wh, bench_meter_ids(meters)
-
-
-def resources(home: Path) -> dict:
-    """The real resources of a home, as tests/test_dagster.py builds them."""
-    from leap_orchestration.resources import (
-        ConfigurationResource,
-        LocalBucketsResource,
-        LocalLandingStoreResource,
-        LocalLandingZoneResource,
-        WarehouseResource,
-    )
-
-    return {
-        "landing_store": LocalLandingStoreResource(root=str(home / "landing")),
-        "landing_zone": LocalLandingZoneResource(
-            root=str(home / "buckets" / "landing_zone"), config_path=str(home / "config")
-        ),
-        "participant_buckets": LocalBucketsResource(root=str(home / "buckets")),
-        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
-        "configuration": ConfigurationResource(path=str(home / "config")),
-    }
 
 
 def write_processed(home: Path, count: int) -> None:

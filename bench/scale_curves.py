@@ -40,7 +40,7 @@ from pathlib import Path
 import duckdb
 
 HERE = Path(__file__).resolve()
-sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent)]
+sys.path[:0] = [str(HERE.parents[1]), str(HERE.parent), str(HERE.parents[1] / "tests")]
 os.environ["LEAP_WAREHOUSE"] = "duckdb"  # these curves are the default backend's, whatever the shell says
 
 from _synthetic import (  # noqa: E402
@@ -48,12 +48,12 @@ from _synthetic import (  # noqa: E402
     INBOX,
     add_partner_meters,
     new_home,
-    resources,
     write_day_file,
     write_processed,
 )
 from baseline_benchmark import EVENT_END, EVENT_START, build  # noqa: E402
 from intake_benchmark import machine, peak_rss_mb  # noqa: E402
+from test_dagster import resources  # noqa: E402  (the local resources every Dagster test uses)
 
 INTERVALS_PER_YEAR = 35_040
 UPLOAD_METERS = 4  # meters per small intake upload; each upload is one day of them
